@@ -1,0 +1,1 @@
+"""Invocation distance: how soon each agent will call the LLM again. Pure Python."""

@@ -1,0 +1,1 @@
+"""Per-agent GPU/host memory resources and the planner that orders eviction and prefetch. Pure Python."""

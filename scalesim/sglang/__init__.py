@@ -1,0 +1,1 @@
+"""Integration with SGLang: the only package that imports sglang internals."""
