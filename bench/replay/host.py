@@ -1,0 +1,78 @@
+"""The host tier, modelled beside the tree: prefix chains kept in pinned host memory.
+
+Who calls it: the replay engine. SGLang's HiCache defaults to write-through: a prefix
+computed on the GPU is also backed up to host memory, so after a device eviction it
+can be loaded back instead of recomputed. The model keeps that at chain granularity
+(a chain is one leading run of segments): every chain a call computes is written
+through; when the tier is full the policy's ranking picks victims, lowest first.
+
+Invariants: ``used_tokens <= capacity_tokens`` after every call; a call's host hit is
+the run of host-resident chains that starts where its GPU hit ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .policies import Ranking
+from .prompts import Prompt
+
+
+@dataclass
+class _Entry:
+    n_tokens: int
+    last_use: float
+    owners: set[str] = field(default_factory=set)
+
+
+class HostTier:
+    """Chains resident in host memory, bounded by ``capacity_tokens`` (replay tokens)."""
+
+    def __init__(self, capacity_tokens: int, *, ranking: Ranking) -> None:
+        self.capacity_tokens = capacity_tokens
+        self.ranking = ranking
+        self.used_tokens = 0
+        self._entries: dict[int, _Entry] = {}
+
+    def __contains__(self, chain: int) -> bool:
+        return chain in self._entries
+
+    def hit(self, prompt: Prompt, gpu_hit: int) -> int:
+        """Replay tokens after ``gpu_hit`` that host-resident chains cover contiguously."""
+        covered = gpu_hit
+        for chain, end in zip(prompt.chains, prompt.ends, strict=True):
+            if end <= covered:
+                continue
+            if chain not in self._entries:
+                break
+            covered = end
+        return covered - gpu_hit
+
+    def write_through(self, prompt: Prompt, *, agent: str, now: float) -> None:
+        """Back up (or refresh) every chain of ``prompt``, then trim to capacity."""
+        start = 0
+        for chain, end in zip(prompt.chains, prompt.ends, strict=True):
+            entry = self._entries.get(chain)
+            if entry is None:
+                entry = self._entries[chain] = _Entry(end - start, now)
+                self.used_tokens += entry.n_tokens
+            entry.last_use = now
+            entry.owners.add(agent)
+            start = end
+        self._trim()
+
+    def _trim(self) -> None:
+        if self.used_tokens <= self.capacity_tokens:
+            return
+        ranked = sorted(
+            self._entries,
+            key=lambda chain: self.ranking.chain_key(
+                chain, self._entries[chain].owners, self._entries[chain].last_use
+            ),
+        )
+        # Trim to 90% so that the O(n log n) ranking runs once per many writes.
+        target = int(self.capacity_tokens * 0.9)
+        for chain in ranked:
+            if self.used_tokens <= target:
+                break
+            self.used_tokens -= self._entries.pop(chain).n_tokens

@@ -1,0 +1,67 @@
+"""Replay settings and per-policy results, the records the CLI prints and writes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..costmodel import CostModel
+
+
+class Mode(enum.Enum):
+    """How calls are issued (trace-format replay semantics)."""
+
+    LOCKSTEP = "lockstep"  # step k's calls issue once every earlier call completed
+    OOO = "ooo"  # a call issues once its deps and its agent's previous call completed
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """One replay's settings.
+
+    Attributes:
+        memory_ratio: GPU KV capacity / the trace's prefix working set (the distinct
+            tokens of every agent's last prompt).
+        host_ratio: host KV capacity / the same working set.
+        lora_slots: GPU adapter slots; None means unbounded.
+        mode: lockstep or out-of-order issue.
+        token_scale: real tokens per replay token (see ``prompts.py``).
+        prefetch_window_steps: ScaleSim prefetches agents expected within this many steps.
+        ooo_window_steps: in ooo mode a call may run at most this many steps ahead of the
+            oldest unfinished call.
+        cost: the cost model for the makespan.
+    """
+
+    memory_ratio: float
+    host_ratio: float = 1.0
+    lora_slots: int | None = None
+    mode: Mode = Mode.LOCKSTEP
+    token_scale: int = 16
+    prefetch_window_steps: float = 2.0
+    ooo_window_steps: int = 8
+    cost: CostModel = field(default_factory=CostModel)
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """What one policy did over the whole trace (token counts are real tokens)."""
+
+    prompt_tokens: int
+    gpu_hit_tokens: int
+    host_hit_tokens: int
+    recomputed_tokens: int
+    h2d_bytes: int
+    blocking_adapter_loads: int
+    makespan_s: float
+
+    def as_json(self) -> dict[str, int | float]:
+        """The seven keys of the issue's ``results`` objects."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "gpu_hit_tokens": self.gpu_hit_tokens,
+            "host_hit_tokens": self.host_hit_tokens,
+            "recomputed_tokens": self.recomputed_tokens,
+            "h2d_bytes": self.h2d_bytes,
+            "blocking_adapter_loads": self.blocking_adapter_loads,
+            "makespan_s": round(self.makespan_s, 6),
+        }

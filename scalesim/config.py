@@ -1,0 +1,115 @@
+"""ScaleSim's configuration: one frozen dataclass, built from JSON, CLI options or the environment.
+
+``scalesim serve`` builds the config once (``--scalesim-config FILE.json`` overlaid with
+``--scalesim-...`` options), validates it here, and hands it to every SGLang process through the
+``SCALESIM_CONFIG`` environment variable (JSON); the plug-in reads it back with
+:meth:`ScaleSimConfig.from_env`. An absent variable means ScaleSim is off: the plug-in is a no-op.
+
+Invariants: unknown keys are rejected, every value is checked in ``__post_init__`` (the one place
+that validates), and a config never changes after it is built.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from pathlib import Path
+
+#: The environment variable that carries the validated config (JSON) to SGLang's processes.
+CONFIG_ENV_VAR = "SCALESIM_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A ScaleSim configuration that cannot be used; the message names the key."""
+
+
+class DeviceMode(Enum):
+    """Where SGLang runs: ``cuda`` (production) or ``cpu`` (development and tests only)."""
+
+    CUDA = "cuda"
+    CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class ScaleSimConfig:
+    """ScaleSim's settings. Keys (JSON name = field name):
+
+    - ``enabled`` (bool, default ``true``): register ScaleSim's hooks in SGLang. ``false`` keeps
+      stock SGLang behaviour while still applying the CPU development layer when
+      ``device_mode`` is ``cpu``.
+    - ``device_mode`` (``"cuda"`` | ``"cpu"``, default ``"cuda"``): ``"cpu"`` is the development
+      mode that runs the real SGLang server without a GPU (set by ``scalesim serve --device cpu``);
+      its compatibility layer is only applied where CUDA is absent.
+    """
+
+    enabled: bool = True
+    device_mode: DeviceMode = DeviceMode.CUDA
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"enabled must be a bool, got {self.enabled!r}")
+        if not isinstance(self.device_mode, DeviceMode):
+            raise ConfigError(f"device_mode must be a DeviceMode, got {self.device_mode!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> ScaleSimConfig:
+        """Build from JSON-like values (enums as their string values); rejects unknown keys."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown ScaleSim config key(s): {', '.join(unknown)}")
+        converted = dict(values)
+        if "device_mode" in converted:
+            converted["device_mode"] = _parse_device_mode(converted["device_mode"])
+        return cls(**converted)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, text: str) -> ScaleSimConfig:
+        """Build from a JSON object."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"ScaleSim config is not valid JSON: {err}") from err
+        if not isinstance(values, dict):
+            raise ConfigError("ScaleSim config must be a JSON object")
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScaleSimConfig:
+        """Build from a JSON file (``--scalesim-config FILE.json``)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"cannot read ScaleSim config {path}: {err}") from err
+        return cls.from_json(text)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ScaleSimConfig | None:
+        """The config ``scalesim serve`` passed down, or None when ScaleSim is not in use."""
+        text = environ.get(CONFIG_ENV_VAR)
+        if text is None:
+            return None
+        return cls.from_json(text)
+
+    def to_json(self) -> str:
+        """JSON that :meth:`from_json` turns back into an equal config."""
+        values = asdict(self)
+        values["device_mode"] = self.device_mode.value
+        return json.dumps(values, sort_keys=True)
+
+    def with_overrides(self, overrides: Mapping[str, object]) -> ScaleSimConfig:
+        """A new config with ``overrides`` (JSON-like values) laid over this one."""
+        values: dict[str, object] = json.loads(self.to_json())
+        values.update(overrides)
+        return ScaleSimConfig.from_mapping(values)
+
+
+def _parse_device_mode(value: object) -> DeviceMode:
+    if isinstance(value, DeviceMode):
+        return value
+    choices = [mode.value for mode in DeviceMode]
+    if value not in choices:
+        raise ConfigError(f"device_mode must be one of {choices}, got {value!r}")
+    return DeviceMode(value)

@@ -1,0 +1,100 @@
+"""ScaleSim's radix-tree eviction strategy for SGLang: farthest agent first.
+
+Who calls it: SGLang's tree core (Python backend) calls ``get_priority(node)`` for
+every evictable leaf, on the device tier and on the host tier, and pops the lowest
+first. The runtime (server plug-in or the trace replay) records which agents' prompts
+pass through each node (:class:`NodeOwners`) and owns the distance table and clock.
+
+Invariants: every priority is a :class:`~scalesim.distance.RankKey` (one key type, so
+keys from the fallback path stay comparable with normal ones); ``last_use`` is SGLang's
+logical access counter, never a wall clock; ``get_priority`` never raises into SGLang:
+on an internal error it logs once and returns the LRU-shaped key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sglang.srt.mem_cache.evict_policy import EvictionStrategy
+
+from scalesim.distance import UNKNOWN, DistanceTable, RankKey
+
+logger = logging.getLogger(__name__)
+
+
+class NodeOwners:
+    """Which agents' prompts pass through each radix node, by node id.
+
+    A node split by SGLang gets a fresh parent; the parent inherits the owners of the
+    child below it when the path is next recorded, so an ancestor always owns at least
+    what its descendants own.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[int, set[str]] = {}
+
+    def record_path(self, leaf: Any, agent: str) -> None:
+        """Add ``agent`` as an owner of ``leaf`` and of every ancestor up to the root."""
+        child_owners: set[str] = set()
+        node = leaf
+        while node is not None and node.parent is not None:
+            owners = self._owners.setdefault(node.id, set())
+            owners |= child_owners
+            owners.add(agent)
+            child_owners = owners
+            node = node.parent
+
+    def of(self, node: Any) -> Iterable[str]:
+        """The owners of ``node`` (empty if none were recorded)."""
+        return self._owners.get(node.id, ())
+
+    def forget(self, node_ids: Iterable[int]) -> None:
+        """Drop the records of nodes that left the tree."""
+        for node_id in node_ids:
+            self._owners.pop(node_id, None)
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
+class ScaleSimStrategy(EvictionStrategy):
+    """Evicts the node whose nearest owner calls the LLM latest; LRU among unknowns.
+
+    Args:
+        table: the distance table; a fresh one (no distances: pure LRU) if omitted.
+        owners: node -> owner agents, filled by the runtime on insert.
+        clock: the current time in the table's unit (steps or seconds), passed in by
+            the runtime so that every tensor-parallel rank ranks alike.
+        horizon: staleness horizon for a table built here (JSON config keyword).
+    """
+
+    def __init__(
+        self,
+        *,
+        table: DistanceTable | None = None,
+        owners: NodeOwners | None = None,
+        clock: Callable[[], float] | None = None,
+        horizon: float | None = None,
+    ) -> None:
+        self.table = table if table is not None else DistanceTable(horizon=horizon)
+        self.owners = owners if owners is not None else NodeOwners()
+        self.clock = clock if clock is not None else _no_clock
+        self._failed = False
+
+    def get_priority(self, node: Any) -> RankKey:
+        tiebreak = f"{node.id:012d}"
+        try:
+            return self.table.rank_key(
+                self.owners.of(node),
+                float(node.last_access_time),
+                now=self.clock(),
+                tiebreak=tiebreak,
+            )
+        except Exception:  # a priority must never raise into the scheduler loop
+            if not self._failed:
+                self._failed = True
+                logger.exception("scalesim eviction priority failed; falling back to LRU")
+            return RankKey(UNKNOWN, 0.0, float(node.last_access_time), tiebreak)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (idempotently), then lint, type-check and run the whole test suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/bootstrap.sh"
+cd "$root"
+bin="$root/.venv/bin"
+echo "[test] ruff"
+"$bin/ruff" check .
+"$bin/ruff" format --check .
+echo "[test] mypy"
+"$bin/mypy" --strict scalesim/distance scalesim/memory
+"$bin/mypy" scalesim kernels patches bench
+echo "[test] pytest"
+exec "$bin/python" -m pytest "$@"
