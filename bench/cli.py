@@ -1,0 +1,146 @@
+"""``scalesim bench gen | replay | sweep``: workload traces and cache replays.
+
+Who calls it: ``scalesim/cli.py`` delegates ``scalesim bench ...`` here; also runnable
+as ``python -m scalesim.bench.cli``. Prints a table on stdout, progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from .costmodel import CostModel, load_cost_model
+from .replay.engine import replay_policies
+from .replay.result import Mode, PolicyResult, ReplayConfig
+from .sweep import results_json, table, write_sweep
+from .trace import Trace, read_trace, write_trace
+
+_DEFAULT_POLICIES = "lru,scalesim,belady,infinite"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scalesim bench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("gen", help="generate a workload trace")
+    gen.add_argument("--workload", required=True)
+    gen.add_argument("--agents", type=int, required=True)
+    gen.add_argument("--steps", type=int, required=True)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--loras", action="store_true")
+    gen.add_argument("-o", "--output", type=Path, required=True)
+    for name in ("replay", "sweep"):
+        cmd = sub.add_parser(name, help=f"{name} a trace against cache policies")
+        cmd.add_argument("trace", type=Path)
+        cmd.add_argument("--policies", default=_DEFAULT_POLICIES)
+        if name == "replay":
+            cmd.add_argument("--memory-ratio", type=float, required=True)
+            cmd.add_argument("--json", type=Path)
+        else:
+            cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5")
+            cmd.add_argument("--primary-ratio", type=float, default=0.25)
+            cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
+        cmd.add_argument("--host-ratio", type=float, default=1.0)
+        cmd.add_argument("--lora-slots", type=int)
+        cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
+        cmd.add_argument("--token-scale", type=int, default=16)
+        cmd.add_argument("--cost-model", type=Path)
+        cmd.add_argument("--progress", action="store_true", help="tqdm bar on stderr")
+    return parser
+
+
+def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
+    cost = load_cost_model(args.cost_model) if args.cost_model else CostModel()
+    return ReplayConfig(
+        memory_ratio=ratio,
+        host_ratio=args.host_ratio,
+        lora_slots=args.lora_slots,
+        mode=Mode(args.mode),
+        token_scale=args.token_scale,
+        cost=cost,
+    )
+
+
+def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> dict[str, Any]:
+    header = trace.header
+    return {
+        "trace": {
+            "name": header.name,
+            "agents": header.agents,
+            "steps": header.steps,
+            "calls": len(trace.calls),
+            "seed": header.seed,
+        },
+        "params": {
+            "host_ratio": args.host_ratio,
+            "lora_slots": args.lora_slots,
+            "mode": args.mode,
+            "token_scale": args.token_scale,
+            "cost_model": vars(_config(args, 1.0).cost),
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.machine(),
+            "replay_wall_s": wall_s,
+        },
+    }
+
+
+def _replay(args: argparse.Namespace, trace: Trace, ratio: float) -> dict[str, PolicyResult]:
+    policies = [name.strip() for name in args.policies.split(",") if name.strip()]
+    return replay_policies(trace, policies, _config(args, ratio), progress=args.progress)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    started = time.perf_counter()
+    results = _replay(args, trace, args.memory_ratio)
+    wall = {str(args.memory_ratio): round(time.perf_counter() - started, 1)}
+    print(table(results))
+    if args.json:
+        document = {**_meta(trace, args, wall), "results": results_json(results)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    by_ratio: dict[float, dict[str, PolicyResult]] = {}
+    wall: dict[str, float] = {}
+    for ratio in sorted(float(r) for r in args.memory_ratios.split(",")):
+        started = time.perf_counter()
+        by_ratio[ratio] = _replay(args, trace, ratio)
+        wall[str(ratio)] = round(time.perf_counter() - started, 1)
+        print(
+            f"memory ratio {ratio} ({wall[str(ratio)]} s)\n{table(by_ratio[ratio])}\n", flush=True
+        )
+    primary = args.primary_ratio if args.primary_ratio in by_ratio else min(by_ratio)
+    write_sweep(by_ratio, stem=args.out, meta=_meta(trace, args, wall), primary=primary)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run one ``scalesim bench`` subcommand; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "gen":
+        from .workloads import generate
+
+        trace = generate(
+            args.workload, agents=args.agents, steps=args.steps, seed=args.seed, loras=args.loras
+        )
+        write_trace(args.output, trace)
+        print(f"{args.output}: {len(trace.calls)} calls, {len(trace.hints)} hints")
+        return 0
+    if args.command == "replay":
+        return _run_replay(args)
+    return _run_sweep(args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
