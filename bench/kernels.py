@@ -140,11 +140,8 @@ def measure_plain_copy(setup: Setup, n_tokens: int, payload: int) -> list[Measur
     directions = (("gather", on_host, on_device), ("scatter", on_device, on_host))
     rows = []
     for operation, target, source in directions:
-        seconds = timed(
-            lambda t=target, s=source: t.copy_(s, non_blocking=True),
-            device=device,
-            repeats=setup.repeats,
-        )
+        run = functools.partial(target.copy_, source, non_blocking=True)
+        seconds = timed(run, device=device, repeats=setup.repeats)
         rows.append(Measurement(operation, "copy_", n_tokens, payload, seconds))
     return rows
 

@@ -53,7 +53,7 @@ def _check_layers(argument: str, layers: Sequence[torch.Tensor], like: torch.Ten
             raise KernelArgumentError(name, f"base address not {_BASE_ALIGN_BYTES}-byte aligned")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: identity, not elementwise, equality
 class KVDevicePool:
     """The per-layer K and V tensors of a device KV pool, grouped in pages of `page_size`.
 
@@ -114,7 +114,7 @@ class KVDevicePool:
         return self.k_layers[0].device
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: identity, not elementwise, equality
 class KVHostBuffer:
     """A HiCache host KV buffer (`MHATokenToKVPoolHost.kv_buffer`) and its layout."""
 

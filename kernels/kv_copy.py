@@ -69,6 +69,7 @@ class Direction(enum.Enum):
 def _launch_triton(
     pool: KVDevicePool,
     host: KVHostBuffer,
+    *,
     pages: tuple[torch.Tensor, torch.Tensor],
     direction: Direction,
 ) -> None:
@@ -91,17 +92,17 @@ def _launch_triton(
         pool.n_layers,
         row_elems,
         PAGE_SIZE=pool.page_size,
-        BLOCK=min(_MAX_BLOCK, triton_block(row_elems)),
+        BLOCK=min(_MAX_BLOCK, _block_size(row_elems)),
         TO_HOST=direction is Direction.TO_HOST,
     )
 
 
-def triton_block(n_elems: int) -> int:
+def _block_size(n_elems: int) -> int:
     """Smallest power of two >= n_elems (Triton block sizes must be powers of two)."""
     return 1 << max(n_elems - 1, 0).bit_length()
 
 
-def copy_kv(
+def _copy_kv(
     pool: KVDevicePool,
     host: KVHostBuffer,
     *,
@@ -124,19 +125,20 @@ def copy_kv(
     impl = resolve_impl(launch.impl, pool.device)
     with on_stream(launch, pool.device):
         if device_on_cpu.numel():
-            _run(impl, pool, host, (device_on_cpu, host_on_cpu), direction)
+            _run(impl, pool, host=host, pages=(device_on_cpu, host_on_cpu), direction=direction)
         return completion_event(pool.device)
 
 
 def _run(
     impl: Impl,
     pool: KVDevicePool,
+    *,
     host: KVHostBuffer,
     pages: tuple[torch.Tensor, torch.Tensor],
     direction: Direction,
 ) -> None:
     if impl is Impl.TRITON:
-        _launch_triton(pool, host, pages, direction)
+        _launch_triton(pool, host, pages=pages, direction=direction)
     elif direction is Direction.TO_HOST:
         gather_kv_torch(pool, host, device_pages=pages[0], host_pages=pages[1])
     else:
@@ -163,7 +165,7 @@ def gather_kv(
         An event that completes when the host buffer holds the pages.
     """
     pages = (device_pages, host_pages)
-    return copy_kv(pool, host, pages=pages, direction=Direction.TO_HOST, launch=launch)
+    return _copy_kv(pool, host, pages=pages, direction=Direction.TO_HOST, launch=launch)
 
 
 def scatter_kv(
@@ -186,4 +188,4 @@ def scatter_kv(
         An event that completes when the pool holds the pages.
     """
     pages = (device_pages, host_pages)
-    return copy_kv(pool, host, pages=pages, direction=Direction.TO_DEVICE, launch=launch)
+    return _copy_kv(pool, host, pages=pages, direction=Direction.TO_DEVICE, launch=launch)

@@ -89,6 +89,6 @@ def completion_event(device: torch.device) -> CopyEvent:
     """Record an event on the current stream of `device` (inside `on_stream`)."""
     if device.type != "cuda":
         return CompletedCopy()
-    event = torch.cuda.Event()
+    event = torch.cuda.Event()  # type: ignore[no-untyped-call]
     event.record(torch.cuda.current_stream(device))
     return event

@@ -82,10 +82,9 @@ def _copy_into_slot(
     target = buffer[slot]
     impl = resolve_impl(launch.impl, buffer.device)
     with on_stream(launch, buffer.device):
-        if target.numel() and impl is Impl.TRITON:
-            _copy_triton(target, weight)
-        elif target.numel():
-            _copy_torch(target, weight)
+        if target.numel():
+            copy = _copy_triton if impl is Impl.TRITON else _copy_torch
+            copy(target, weight)
         return completion_event(buffer.device)
 
 

@@ -67,7 +67,7 @@ def _run_passthrough(command: str, rest: list[str]) -> int:
         serve(rest)
     from scalesim.bench.cli import main as bench_main
 
-    return bench_main(rest)
+    return int(bench_main(rest))
 
 
 if __name__ == "__main__":

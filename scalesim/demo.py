@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from openai import OpenAI
 
-from scalesim.server_process import RunningServer, running_server
+from scalesim.server_process import RunningServer, ServerStartError, running_server
 from scalesim.tiny_model import TinyModel, ensure_tiny_model
 
 SERVED_MODEL_NAME = "scalesim-tiny"
@@ -103,17 +103,21 @@ def run_demo_from_args(options: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("[demo] interrupted; server stopped", flush=True)
         return 130
+    except ServerStartError as err:
+        print(f"[demo] {err}", flush=True)
+        return 1
     print(summary.describe(), flush=True)
     return 0
 
 
 def serve_arguments(model: TinyModel, *, max_loras_per_batch: int) -> list[str]:
-    """``scalesim serve`` arguments for the tiny model with all its adapters."""
+    """``scalesim serve`` arguments: the tiny model, all its adapters, ScaleSim's eviction."""
     import torch
 
     args = ["--model-path", str(model.path), "--served-model-name", SERVED_MODEL_NAME]
     args += ["--enable-lora", "--lora-paths", *model.sglang_lora_paths()]
     args += ["--max-loras-per-batch", str(max_loras_per_batch)]
+    args += ["--radix-eviction-policy", "scalesim"]
     if not torch.cuda.is_available():
         args += ["--device", "cpu"]
     return args

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Start SGLang's OpenAI-compatible server with ScaleSim's plug-in active.",
         epilog="Every other argument is passed to SGLang unchanged (see `sglang serve --help`). "
-        "--enable-cache-report is on by default. --device cpu is the development mode for "
-        "machines without a GPU: it adds CPU-safe SGLang defaults (your flags win).",
+        "--enable-cache-report is on by default; --radix-eviction-policy scalesim selects "
+        "ScaleSim's eviction order. --device cpu is the development mode for machines without "
+        "a GPU: it adds CPU-safe SGLang defaults (your flags win).",
     )
     parser.add_argument(
         "--scalesim-config",

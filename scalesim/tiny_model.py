@@ -146,6 +146,7 @@ def make_tiny_model(
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    tmp_dir.chmod(0o755)  # mkdtemp's 0o700 would hide the model from a server run as another user
     try:
         _build(tmp_dir, final_dir=out_dir, n_loras=n_loras, size=size, seed=seed)
         _replace_dir(out_dir, tmp_dir)

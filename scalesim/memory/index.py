@@ -1,43 +1,39 @@
-"""The incremental resource index: O(log n) victims as distances and resources change.
+"""The incremental resource index: O(log n) re-ranks and victims as distances change.
 
 Who calls it: the long-lived per-scheduler runtime (KV prefixes, LoRA slots) and the
 overhead benchmark. It subscribes to a :class:`DistanceTable`, so a distance update
-re-ranks exactly the resources that agent owns.
+re-ranks exactly the owner groups that agent belongs to.
 
-Invariants: lazy heaps hold (rank, generation) entries; an entry is live only while its
-generation is the resource's current one, so a re-rank is one push and stale entries
-are dropped when they surface (heaps are rebuilt once they hold twice the live count).
-Plans equal :class:`~scalesim.memory.planner.MemoryPlanner`'s for the same state,
-because both feed the same procedures in :mod:`scalesim.memory.plan`.
-Costs: updating one agent is O(r log n) for its r resources (a shared resource keeps a
-lazy heap of its owners, so its rank is O(log owners) amortized); popping a victim is
-O(log n) amortized.
+Invariants: resources with the same owner set share one
+:class:`~scalesim.memory.lanes.OwnerGroup` (the nearest owner's rank); each lane
+(device victims, host victims, host resources to prefetch) orders groups by their
+least member and members by recency then key, so it yields exactly the planner's
+order. Plans equal :class:`~scalesim.memory.planner.MemoryPlanner`'s for the same
+state, because both feed the same procedures in :mod:`scalesim.memory.plan`.
+Costs, for g groups of an agent and n resources: updating one agent is
+O(g log n) (a group with many owners keeps a lazy owner heap: O(log owners)
+amortized); popping a victim, adding or removing a resource is O(log n) amortized;
+a plan costs O(log n) per resource it looks at.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from collections.abc import Generator
 
-from scalesim.distance.rank import UNKNOWN_RANK, OwnerRank, RankKey, fetch_order
+from scalesim.distance.rank import OwnerRank, RankKey
 from scalesim.distance.table import DistanceTable
 from scalesim.distance.validation import InvalidEntryError, check_finite
 
+from .lanes import Lane, Order, OwnerGroup
 from .plan import (
     EvictionPlan,
     PrefetchPlan,
     PrefetchRequest,
-    Ranked,
     check_bytes,
     plan_prefetch,
     take_victims,
 )
 from .resource import Resource, Tier
-
-_Entry = tuple[RankKey, int]  # (rank, generation); rank.tiebreak is the resource key
-_FetchEntry = tuple[tuple[int, float, float, str], int]  # (fetch_order(rank), generation)
-_OwnerEntry = tuple[int, float, str]  # (-known, eta, agent): the nearest owner on top
 
 
 class ResourceIndex:
@@ -46,14 +42,16 @@ class ResourceIndex:
     def __init__(self, table: DistanceTable) -> None:
         self._table = table
         self._resources: dict[str, Resource] = {}
-        self._ranks: dict[str, RankKey] = {}
         self._generations: dict[str, int] = {}
         self._counter = itertools.count()
-        self._by_agent: dict[str, set[str]] = {}
+        self._groups: dict[tuple[str, ...], OwnerGroup] = {}
+        self._group_of: dict[str, OwnerGroup] = {}
+        self._agent_groups: dict[str, dict[int, OwnerGroup]] = {}
         self._agent_ranks: dict[str, OwnerRank] = {}
-        self._owner_heaps: dict[str, list[_OwnerEntry]] = {}
-        self._victims: dict[Tier, list[_Entry]] = {Tier.DEVICE: [], Tier.HOST: []}
-        self._fetchable: list[_FetchEntry] = []
+        self._victims = {
+            tier: self._lane(Order.FARTHEST_FIRST) for tier in (Tier.DEVICE, Tier.HOST)
+        }
+        self._fetchable = self._lane(Order.NEAREST_FIRST)
         table.subscribe(self._on_agent_changed)
 
     def __len__(self) -> int:
@@ -67,33 +65,32 @@ class ResourceIndex:
 
     def rank(self, key: str) -> RankKey:
         """The current rank of a resource in the index (KeyError if absent)."""
-        return self._ranks[key]
+        resource = self._resources[key]
+        nearest = self._group_of[key].rank
+        return RankKey(nearest.known, nearest.neg_eta, resource.last_use, key)
 
     def add(self, resource: Resource, *, now: float) -> None:
         """Insert a new resource (InvalidEntryError if its key is already present)."""
         if resource.key in self._resources:
             raise InvalidEntryError(f"resource key {resource.key!r} is already indexed")
         self._table.advance(check_finite(now, what="now"))
-        self._resources[resource.key] = resource
-        for agent in resource.owners:
-            if agent not in self._by_agent:
-                self._by_agent[agent] = set()
-                self._agent_ranks[agent] = self._table.owner_rank(agent, now=now)
-            self._by_agent[agent].add(resource.key)
-        if len(resource.owners) > 1:
-            self._owner_heaps[resource.key] = self._owner_heap(resource.owners)
-        self._rerank(resource.key)
+        key = resource.key
+        generation = next(self._counter)
+        self._resources[key] = resource
+        self._generations[key] = generation
+        group = self._join(resource.owners, now=now)
+        self._group_of[key] = group
+        for lane in self._lanes_of(resource):
+            lane.insert(group, key, last_use=resource.last_use, generation=generation)
 
     def remove(self, key: str) -> Resource:
         """Drop a resource and return its record (KeyError if absent)."""
         resource = self._resources.pop(key)
-        del self._ranks[key], self._generations[key]
-        self._owner_heaps.pop(key, None)
-        for agent in resource.owners:
-            keys = self._by_agent[agent]
-            keys.discard(key)
-            if not keys:
-                del self._by_agent[agent], self._agent_ranks[agent]
+        del self._generations[key]
+        group = self._group_of.pop(key)
+        for lane in self._lanes_of(resource):
+            lane.discard(group, key)
+        self._leave(group)
         return resource
 
     def update(self, resource: Resource, *, now: float) -> None:
@@ -108,16 +105,15 @@ class ResourceIndex:
         """
         _check_tier(tier)
         self._table.advance(check_finite(now, what="now"))
-        for victim in self._live_victims(tier, restore=False):
-            return self.remove(victim.resource.key)
-        return None
+        key = self._victims[tier].first_key()
+        return None if key is None else self.remove(key)
 
     def eviction_order(self, *, tier: Tier, n_bytes: int, now: float) -> EvictionPlan:
         """Same as :meth:`MemoryPlanner.eviction_order` over the indexed resources."""
         check_bytes(n_bytes, what="n_bytes")
         _check_tier(tier)
         self._table.advance(check_finite(now, what="now"))
-        victims = self._live_victims(tier, restore=True)
+        victims = self._victims[tier].stream()
         plan = take_victims(victims, n_bytes)
         victims.close()
         return plan
@@ -128,113 +124,66 @@ class ResourceIndex:
         """Same as :meth:`MemoryPlanner.prefetch_plan` over the indexed resources."""
         request = PrefetchRequest(now, window, budget_bytes, device_free_bytes).checked()
         self._table.advance(request.now)
-        candidates = self._live_candidates()
-        victims = self._live_victims(Tier.DEVICE, restore=True)
+        candidates = self._fetchable.stream()
+        victims = self._victims[Tier.DEVICE].stream()
         plan = plan_prefetch(candidates, victims, request)
         candidates.close()
         victims.close()
         return plan
 
+    def _lane(self, order: Order) -> Lane:
+        return Lane(
+            order, resources=self._resources, generations=self._generations, counter=self._counter
+        )
+
+    def _lanes_of(self, resource: Resource) -> list[Lane]:
+        """The lanes a resource sits in: victims of its tier if evictable; host: fetchable."""
+        lanes = []
+        if resource.tier is not Tier.NONE and resource.evictable:
+            lanes.append(self._victims[resource.tier])
+        if resource.tier is Tier.HOST:
+            lanes.append(self._fetchable)
+        return lanes
+
+    def _join(self, owners: tuple[str, ...], *, now: float) -> OwnerGroup:
+        """The group of ``owners``, created (with its agents' ranks) on first use."""
+        group = self._groups.get(owners)
+        if group is None:
+            for agent in owners:
+                if agent not in self._agent_ranks:
+                    self._agent_ranks[agent] = self._table.owner_rank(agent, now=now)
+                    self._agent_groups[agent] = {}
+            group = OwnerGroup(owners, number=next(self._counter), ranks=self._agent_ranks)
+            self._groups[owners] = group
+            for agent in owners:
+                self._agent_groups[agent][group.number] = group
+        group.size += 1
+        return group
+
+    def _leave(self, group: OwnerGroup) -> None:
+        """Drop one member; forget the group, and agents left in no group, when empty."""
+        group.size -= 1
+        if group.size:
+            return
+        del self._groups[group.owners]
+        for agent in group.owners:
+            groups = self._agent_groups[agent]
+            del groups[group.number]
+            if not groups:
+                del self._agent_groups[agent], self._agent_ranks[agent]
+
     def _on_agent_changed(self, agent: str, now: float) -> None:
-        keys = self._by_agent.get(agent)
-        if keys is None:
+        groups = self._agent_groups.get(agent)
+        if groups is None:
             return
         rank = self._table.owner_rank(agent, now=now)
         if rank == self._agent_ranks[agent]:
             return
         self._agent_ranks[agent] = rank
-        for key in keys:  # any order: ranks are unique, so heap order does not depend on it
-            owner_heap = self._owner_heaps.get(key)
-            if owner_heap is not None:
-                heapq.heappush(owner_heap, (-rank.known, -rank.neg_eta, agent))
-            self._rerank(key)
-
-    def _owner_heap(self, owners: tuple[str, ...]) -> list[_OwnerEntry]:
-        heap = [(-self._agent_ranks[a].known, -self._agent_ranks[a].neg_eta, a) for a in owners]
-        heapq.heapify(heap)
-        return heap
-
-    def _nearest_owner(self, resource: Resource) -> OwnerRank:
-        """The rank of the resource's nearest owner, pruning outdated owner entries."""
-        if not resource.owners:
-            return UNKNOWN_RANK
-        if len(resource.owners) == 1:
-            return self._agent_ranks[resource.owners[0]]
-        heap = self._owner_heaps[resource.key]
-        while True:
-            negated_known, eta, agent = heap[0]
-            rank = self._agent_ranks[agent]
-            if rank.known == -negated_known and rank.neg_eta == -eta:
-                break
-            heapq.heappop(heap)
-        if len(heap) > 2 * len(resource.owners) + 8:
-            self._owner_heaps[resource.key] = self._owner_heap(resource.owners)
-        return OwnerRank(rank.known, rank.neg_eta)
-
-    def _rerank(self, key: str) -> None:
-        resource = self._resources[key]
-        nearest = self._nearest_owner(resource)
-        rank = RankKey(nearest.known, nearest.neg_eta, resource.last_use, key)
-        if self._ranks.get(key) == rank:
-            return
-        generation = next(self._counter)
-        self._ranks[key] = rank
-        self._generations[key] = generation
-        tier = resource.tier
-        if tier is not Tier.NONE and resource.evictable:
-            heap = self._victims[tier]
-            heapq.heappush(heap, (rank, generation))
-            if len(heap) > 2 * len(self._resources) + 64:
-                self._compact()
-        if tier is Tier.HOST:
-            heapq.heappush(self._fetchable, (fetch_order(rank), generation))
-            if len(self._fetchable) > 2 * len(self._resources) + 64:
-                self._compact()
-
-    def _is_live(self, key: str, generation: int) -> bool:
-        return self._generations.get(key) == generation
-
-    def _live_victims(self, tier: Tier, *, restore: bool) -> Generator[Ranked, None, None]:
-        """Evictable resources of ``tier``, lowest rank first; with ``restore`` the heap
-        gets back every live entry it handed out when the iterator is closed."""
-        heap = self._victims[tier]
-        handed_out: list[_Entry] = []
-        try:
-            while heap:
-                entry = heapq.heappop(heap)
-                if self._is_live(entry[0].tiebreak, entry[1]):
-                    handed_out.append(entry)
-                    yield Ranked(entry[0], self._resources[entry[0].tiebreak])
-        finally:
-            for entry in handed_out if restore else ():
-                heapq.heappush(heap, entry)
-
-    def _live_candidates(self) -> Generator[Ranked, None, None]:
-        """Host resources nearest first; live entries go back when the iterator closes."""
-        handed_out: list[_FetchEntry] = []
-        try:
-            while self._fetchable:
-                entry = heapq.heappop(self._fetchable)
-                key = entry[0][3]
-                if self._is_live(key, entry[1]):
-                    handed_out.append(entry)
-                    yield Ranked(self._ranks[key], self._resources[key])
-        finally:
-            for entry in handed_out:
-                heapq.heappush(self._fetchable, entry)
-
-    def _compact(self) -> None:
-        """Rebuild a heap once dead entries outnumber the live resources."""
-        limit = 2 * len(self._resources) + 64
-        for tier, heap in self._victims.items():
-            if len(heap) > limit:
-                live = [item for item in heap if self._is_live(item[0].tiebreak, item[1])]
-                heapq.heapify(live)
-                self._victims[tier] = live
-        if len(self._fetchable) > limit:
-            fetchable = [item for item in self._fetchable if self._is_live(item[0][3], item[1])]
-            heapq.heapify(fetchable)
-            self._fetchable = fetchable
+        for group in groups.values():
+            if group.refresh(agent, self._agent_ranks):
+                for lane in (*self._victims.values(), self._fetchable):
+                    lane.reposition(group)
 
 
 def _check_tier(tier: Tier) -> None:

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 STANDIN_DIR = Path(__file__).resolve().parent / "cpu_standin"
 
 _PIN_MEMORY_FACTORIES = ("tensor", "empty", "zeros", "ones", "full", "arange", "empty_strided")
-_MARKER = "_scalesim_cpu_compat"
 
 
 def needed() -> bool:
@@ -39,18 +38,22 @@ def needed() -> bool:
     return not torch.cuda.is_available()
 
 
+def is_applied() -> bool:
+    """True once :func:`apply` ran in this process."""
+    return torch.cuda.cudart is _NoCudaRuntime
+
+
 def apply() -> None:
     """Install every stand-in (idempotent). Raises if CUDA is present: never shadow a GPU."""
     if not needed():
         raise RuntimeError("the CPU compatibility layer must not be applied where CUDA exists")
-    if getattr(torch, _MARKER, False):
+    if is_applied():
         return
     _drop_pin_memory()
-    torch.cuda.cudart = _NoCudaRuntime  # type: ignore[assignment]
+    torch.cuda.cudart = _NoCudaRuntime
     _complete_cpu_streams()
-    mha = importlib.import_module("sglang.srt.mem_cache.pool_host.mha")
-    mha.transfer_kv_direct = transfer_kv_direct
-    setattr(torch, _MARKER, True)
+    mha: Any = importlib.import_module("sglang.srt.mem_cache.pool_host.mha")
+    mha.transfer_kv_direct = transfer_kv_direct  # on CPU it imports no transfer op
     logger.warning(
         "ScaleSim CPU development mode: SGLang runs with CPU stand-ins (not for production)"
     )

@@ -113,3 +113,43 @@ def test_index_agrees_with_planner_after_incremental_changes(
     assert index.prefetch_plan(**limits) == planner.prefetch_plan(scenario.resources, **limits)
     full = planner.eviction_order(scenario.resources, tier=D, n_bytes=10**9, now=now)
     assert drain(index, D, now=now) == list(full.keys)
+
+
+def test_shared_resource_follows_its_nearest_owner_moving_away() -> None:
+    """Regression: an outdated owner-heap entry must not keep a group's old rank."""
+    table = DistanceTable()
+    table.update_batch({"a": 1.0, "b": 6.0, "c": 8.0}, now=0.0)
+    index = ResourceIndex(table)
+    index.add(Resource("prefix", ("a", "b"), 1, D, 0.0), now=0.0)
+    index.add(Resource("own-c", ("c",), 1, D, 0.0), now=0.0)
+    table.update("a", 20.0, now=0.0)  # b (6) is now the nearest owner
+    assert index.rank("prefix").neg_eta == -6.0
+    assert index.eviction_order(tier=D, n_bytes=2, now=0.0).keys == ("own-c", "prefix")
+
+
+def test_equal_ranks_interleave_groups_by_recency_then_key() -> None:
+    """Groups tied on rank (here: all unknown) must not be evicted group by group."""
+    index = ResourceIndex(DistanceTable())
+    for key, owner, last_use in [("a1", "a", 1.0), ("a3", "a", 3.0), ("b2", "b", 2.0)]:
+        index.add(Resource(key, (owner,), 1, D, last_use), now=0.0)
+    index.add(Resource("b1", ("b",), 1, D, 1.0), now=0.0)
+    assert index.eviction_order(tier=D, n_bytes=4, now=0.0).keys == ("a1", "b1", "b2", "a3")
+    fetchable = [Resource(f"h{n}", (owner,), 1, H, 5.0) for n, owner in enumerate("ba")]
+    for item in fetchable:
+        index.add(item, now=0.0)
+    plan = index.prefetch_plan(now=0.0, window=1.0, budget_bytes=9, device_free_bytes=9)
+    assert plan.fetch == ()  # unknown owners are never prefetched
+
+
+def test_locked_head_is_skipped_and_the_rest_of_its_group_still_evicts() -> None:
+    """Regression: a locked least-recent member must not hide its group's others."""
+    table = DistanceTable()
+    table.update_batch({"a": 90.0, "b": 1.0}, now=0.0)
+    index = ResourceIndex(table)
+    index.add(Resource("a-old", ("a",), 1, D, 0.0, locked=True), now=0.0)
+    index.add(Resource("a-new", ("a",), 1, D, 5.0), now=0.0)
+    index.add(Resource("b-any", ("b",), 1, D, 0.0), now=0.0)
+    assert drain(index, D, now=0.0) == ["a-new", "b-any"]
+    assert "a-old" in index
+    index.update(Resource("a-old", ("a",), 1, D, 0.0), now=0.0)
+    assert drain(index, D, now=0.0) == ["a-old"]

@@ -1,0 +1,106 @@
+"""Replay accounting, Belady's optimality on unshared prefixes, infinite, determinism."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from scalesim.bench.costmodel import CostModel, load_cost_model
+from scalesim.bench.replay.engine import replay_policies
+from scalesim.bench.replay.result import Mode, ReplayConfig
+from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+
+POLICIES = ["lru", "lfu", "fifo", "scalesim", "belady", "infinite"]
+
+
+def unshared_trace(*, agents: int = 12, steps: int = 40, seed: int = 3) -> Trace:
+    """Agents with private, equal-size prefixes; each call adds a unique observation."""
+    rng = random.Random(seed)
+    next_step = {f"a{i}": rng.randrange(4) for i in range(agents)}
+    events: list[Call | Hint] = []
+    for step in range(steps):
+        for agent in sorted(next_step):
+            if next_step[agent] != step:
+                continue
+            call_id = f"c{len(events)}"
+            prompt = (Segment(f"persona/{agent}", 24), Segment(f"obs/{call_id}", 3))
+            events.append(Call(call_id, agent, step, prompt, 4))
+            next_step[agent] = step + rng.randrange(1, 9)
+            events.append(Hint(step, agent, next_step[agent]))
+    return Trace(TraceHeader("unshared", agents, steps), tuple(events))
+
+
+def config(ratio: float, *, mode: Mode = Mode.LOCKSTEP) -> ReplayConfig:
+    return ReplayConfig(memory_ratio=ratio, host_ratio=0.0, token_scale=1, mode=mode)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_every_policy_accounts_for_every_prompt_token(mode: Mode) -> None:
+    trace = unshared_trace()
+    results = replay_policies(trace, POLICIES, config(0.4, mode=mode))
+    expected = sum(call.prompt_tokens for call in trace.calls)
+    for policy, result in results.items():
+        total = result.gpu_hit_tokens + result.host_hit_tokens + result.recomputed_tokens
+        assert (policy, result.prompt_tokens, total) == (policy, expected, expected)
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
+def test_belady_never_recomputes_more_on_unshared_equal_prefixes(ratio: float) -> None:
+    results = replay_policies(unshared_trace(), POLICIES, config(ratio))
+    belady = results["belady"].recomputed_tokens
+    assert all(belady <= result.recomputed_tokens for result in results.values())
+
+
+def test_infinite_recomputes_only_first_time_tokens() -> None:
+    trace = unshared_trace()
+    seen: set[str] = set()
+    first_time = 0
+    for call in trace.calls:
+        for segment in call.prompt:
+            if segment.seg not in seen:
+                seen.add(segment.seg)
+                first_time += segment.n_tokens
+    result = replay_policies(trace, ["infinite"], config(0.1))["infinite"]
+    assert result.recomputed_tokens == first_time
+
+
+def test_host_tier_turns_recompute_into_host_hits() -> None:
+    trace = unshared_trace()
+    with_host = ReplayConfig(memory_ratio=0.3, host_ratio=2.0, token_scale=1)
+    cold, warm = (replay_policies(trace, ["lru"], c)["lru"] for c in (config(0.3), with_host))
+    assert warm.host_hit_tokens > 0
+    assert warm.recomputed_tokens == cold.recomputed_tokens - warm.host_hit_tokens
+    assert warm.h2d_bytes == warm.host_hit_tokens * CostModel().kv_bytes_per_token
+
+
+def test_same_trace_gives_same_results_twice() -> None:
+    trace = unshared_trace()
+    first = replay_policies(trace, POLICIES, config(0.4))
+    assert replay_policies(trace, POLICIES, config(0.4)) == first
+
+
+def test_lora_slots_count_blocking_loads() -> None:
+    base = unshared_trace(agents=6)
+    calls = [
+        e if isinstance(e, Hint) else Call(e.id, e.agent, e.step, e.prompt, 4, lora=e.agent)
+        for e in base.events
+    ]
+    trace = Trace(base.header, tuple(calls))
+    two = ReplayConfig(memory_ratio=1.0, lora_slots=2, token_scale=1)
+    unbounded = ReplayConfig(memory_ratio=1.0, token_scale=1)
+    assert replay_policies(trace, ["lru"], unbounded)["lru"].blocking_adapter_loads == 6
+    results = replay_policies(trace, ["lru", "belady"], two)
+    assert results["belady"].blocking_adapter_loads <= results["lru"].blocking_adapter_loads
+    assert results["lru"].blocking_adapter_loads > 6
+
+
+def test_cost_model_json_rejects_unknown_keys(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"prefill_tokens_per_s": 1000.0}))
+    bad.write_text(json.dumps({"prefill_tokens_per_sec": 1000.0}))
+    assert load_cost_model(good).prefill_tokens_per_s == 1000.0
+    with pytest.raises(ValueError, match="unknown cost model keys"):
+        load_cost_model(bad)
