@@ -33,7 +33,8 @@ from scalesim.memory import MemoryPlanner, Resource, ResourceIndex, Tier
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-class Pool(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Pool:
     table: DistanceTable
     index: ResourceIndex
     by_agent: dict[str, list[str]]  # private resource keys of each agent

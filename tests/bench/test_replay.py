@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from scalesim.bench.costmodel import CostModel, load_cost_model
 from scalesim.bench.replay.engine import replay_policies
 from scalesim.bench.replay.result import Mode, ReplayConfig

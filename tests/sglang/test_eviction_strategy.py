@@ -5,8 +5,8 @@ from __future__ import annotations
 from array import array
 
 import pytest
-
 from scalesim.bench.replay.radix import Admission, RadixTier
+
 from scalesim.distance import DistanceTable
 from scalesim.sglang.eviction import NodeOwners, ScaleSimStrategy
 
@@ -105,8 +105,8 @@ def test_internal_error_falls_back_to_lru_without_raising(caplog: pytest.LogCapt
 
 
 def test_constructor_accepts_json_keyword_config() -> None:
-    from sglang.srt.mem_cache.utils import get_eviction_strategy
     from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES as factories
+    from sglang.srt.mem_cache.utils import get_eviction_strategy
 
     factories["scalesim-test"] = ScaleSimStrategy
     try:
