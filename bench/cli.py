@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from .costmodel import CostModel, load_cost_model
 from .replay.engine import replay_policies
+from .replay.policies import INFINITE
+from .replay.prompts import PromptBook
 from .replay.result import Mode, PolicyResult, ReplayConfig
 from .sweep import results_json, table, write_sweep
 from .trace import Trace, read_trace, write_trace
@@ -66,6 +69,7 @@ def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
 
 def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> dict[str, Any]:
     header = trace.header
+    book = PromptBook(trace, token_scale=args.token_scale)
     return {
         "trace": {
             "name": header.name,
@@ -73,31 +77,45 @@ def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> d
             "steps": header.steps,
             "calls": len(trace.calls),
             "seed": header.seed,
+            "working_set_replay_tokens": book.working_set_tokens(),
+            "reusable_distinct_replay_tokens": book.reusable_tokens(),
+            "working_set_definition": "peak live reusable prefix (chains in >= 2 prompts, "
+            "live from first to last use), replay tokens of token_scale real tokens",
         },
         "params": {
             "host_ratio": args.host_ratio,
             "lora_slots": args.lora_slots,
             "mode": args.mode,
+            "evict_headroom": _config(args, 1.0).evict_headroom,
+            "infinite": "memory ratio infinity (never evicts); run once per sweep",
             "token_scale": args.token_scale,
             "cost_model": vars(_config(args, 1.0).cost),
         },
         "machine": {
             "python": platform.python_version(),
             "cpu": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "gpu": None,
             "replay_wall_s": wall_s,
         },
     }
 
 
-def _replay(args: argparse.Namespace, trace: Trace, ratio: float) -> dict[str, PolicyResult]:
-    policies = [name.strip() for name in args.policies.split(",") if name.strip()]
+def _policies(args: argparse.Namespace) -> list[str]:
+    return [name.strip() for name in args.policies.split(",") if name.strip()]
+
+
+def _replay(
+    args: argparse.Namespace, trace: Trace, ratio: float, policies: list[str]
+) -> dict[str, PolicyResult]:
     return replay_policies(trace, policies, _config(args, ratio), progress=args.progress)
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     trace = read_trace(args.trace)
     started = time.perf_counter()
-    results = _replay(args, trace, args.memory_ratio)
+    results = _replay(args, trace, args.memory_ratio, _policies(args))
     wall = {str(args.memory_ratio): round(time.perf_counter() - started, 1)}
     print(table(results))
     if args.json:
@@ -108,12 +126,19 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    """Replay every ratio; ``infinite`` does not depend on the ratio and runs once."""
     trace = read_trace(args.trace)
+    policies = _policies(args)
     by_ratio: dict[float, dict[str, PolicyResult]] = {}
     wall: dict[str, float] = {}
+    once: dict[str, PolicyResult] = {}
     for ratio in sorted(float(r) for r in args.memory_ratios.split(",")):
         started = time.perf_counter()
-        by_ratio[ratio] = _replay(args, trace, ratio)
+        todo = [p for p in policies if p not in once]
+        fresh = _replay(args, trace, ratio, todo)
+        if INFINITE in fresh:
+            once[INFINITE] = fresh[INFINITE]
+        by_ratio[ratio] = {p: fresh[p] if p in fresh else once[p] for p in policies}
         wall[str(ratio)] = round(time.perf_counter() - started, 1)
         print(
             f"memory ratio {ratio} ({wall[str(ratio)]} s)\n{table(by_ratio[ratio])}\n", flush=True

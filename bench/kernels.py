@@ -11,7 +11,8 @@ and `--layers` can shrink the model so that the run ends in about a minute.
 A benchmark: it prints and writes results, never asserts.
 
 Run: ``python bench/kernels.py [--layers 32 --page-size 1 --layout layer_first]``
-Writes ``bench/results/kernels-<device>.json``, ``.md`` and ``.png`` (or ``--out-dir``).
+Writes ``bench/results/kernels-<device>-page<P>-<layout>.json``, ``.md`` and ``.png``
+(or under ``--out-dir``).
 """
 
 from __future__ import annotations
@@ -217,11 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     if device.type != "cuda":
         notes.append("No CUDA: the pool is a CPU tensor and copy_ is host to host.")
     config = {key: value for key, value in vars(args).items() if key != "out_dir"}
-    title = f"{name}: {args.layers} layers x {args.heads} heads x {args.head_dim}, {args.dtype}"
+    variant = f"page{args.page_size}-{args.layout}"
+    title = (
+        f"{name}: {args.layers} layers x {args.heads} heads x {args.head_dim}, {args.dtype}, "
+        f"page size {args.page_size}, host layout {args.layout}"
+    )
     table = format_table(rows)
     print(title, *notes, table, sep="\n")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"kernels-{name}"
+    stem = args.out_dir / f"kernels-{name}-{variant}"
     report = {
         "device": name,
         "platform": platform.platform(),

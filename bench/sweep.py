@@ -50,10 +50,18 @@ def table(results: Mapping[str, PolicyResult]) -> str:
     return "\n".join(rows)
 
 
-def markdown(by_ratio: Mapping[float, Mapping[str, PolicyResult]], title: str) -> str:
-    """A markdown table of every ratio and policy."""
+def markdown(
+    by_ratio: Mapping[float, Mapping[str, PolicyResult]],
+    title: str,
+    *,
+    meta: Mapping[str, Any] | None = None,
+) -> str:
+    """A markdown table of every ratio and policy, after the run's settings (``meta``)."""
+    settings = [f"- {key}: `{json.dumps(value)}`" for key, value in (meta or {}).items()]
     lines = [
         f"# {title}",
+        "",
+        *settings,
         "",
         "| ratio | policy | prompt tokens | GPU hit | host hit | recomputed | H2D GB "
         "| blocking adapter loads | makespan s |",
@@ -87,7 +95,8 @@ def write_sweep(
     }
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(by_ratio, stem.name), encoding="utf-8")
+    text = markdown(by_ratio, stem.name, meta=meta)
+    stem.with_suffix(".md").write_text(text, encoding="utf-8")
     plot(by_ratio, stem.with_suffix(".png"), title=stem.name)
 
 

@@ -136,6 +136,9 @@ def _child_env(
 ) -> dict[str, str]:
     env = dict(environ)
     env[CONFIG_ENV_VAR] = config.to_json()
+    # `python -m` puts the working directory first on sys.path; from a ScaleSim checkout its
+    # kernels/ folder would shadow the `kernels` package that transformers probes.
+    env.setdefault("PYTHONSAFEPATH", "1")
     if config.enabled:
         # The Rust radix-tree core ignores custom eviction strategies.
         env.setdefault("SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND", "python")

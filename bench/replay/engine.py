@@ -18,15 +18,12 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from scalesim.distance import Source
-from scalesim.memory.planner import MemoryPlanner
-from scalesim.memory.resource import Resource, Tier
-
 from ..trace import Trace
 from .host import HostTier
 from .issue import IssueGate
 from .lora import LoraSlots
 from .policies import INFINITE, ReplayClock, ScaleSimRanking, make_ranking
+from .prefetch import Prefetcher
 from .prompts import Prompt, PromptBook
 from .radix import Admission, RadixTier
 from .result import PolicyResult, ReplayConfig
@@ -46,19 +43,29 @@ class PolicyRun:
         self.book, self.config, self.cost = book, config, config.cost
         self.clock = ReplayClock()
         self.ranking = make_ranking(policy, book, self.clock)
-        working = book.working_set_tokens()
-        unbounded = book.total_distinct_tokens() + max(len(p.tokens) for p in book.prompts)
-        capacity = unbounded if policy == INFINITE else max(1, int(config.memory_ratio * working))
-        host_capacity = unbounded if policy == INFINITE else int(config.host_ratio * working)
+        capacity, host_capacity = book.capacities(
+            None if policy == INFINITE else config.memory_ratio, host_ratio=config.host_ratio
+        )
         self.radix = RadixTier(
-            capacity, strategy=self.ranking.tree_strategy(), on_path=self.ranking.on_insert
+            capacity,
+            strategy=self.ranking.tree_strategy(),
+            on_path=self.ranking.on_insert,
+            headroom_tokens=int(config.evict_headroom * capacity),
         )
         self.host = HostTier(host_capacity, ranking=self.ranking)
         self.lora = LoraSlots(config.lora_slots, ranking=self.ranking)
         self.gate = IssueGate(book.calls, mode=config.mode, window_steps=config.ooo_window_steps)
-        self.hints = sorted(trace.hints, key=lambda hint: hint.step)
-        self._hint_pos = 0
-        self._last_call: dict[str, int] = {}
+        self.prefetcher = (
+            Prefetcher(
+                book,
+                trace.hints,
+                ranking=self.ranking,
+                tiers=(self.radix, self.host),
+                window_steps=config.prefetch_window_steps,
+            )
+            if isinstance(self.ranking, ScaleSimRanking)
+            else None
+        )
         self._ready_at: dict[str, float] = {}  # agent -> when its prefetched KV has landed
         self.now_s = self.copy_free_s = self._last_step_s = 0.0
         self._seq = 0.0
@@ -124,7 +131,8 @@ class PolicyRun:
                 self.counts[5] += 1
                 seconds += self.cost.adapter_load_s
             self.lora.acquire(call.lora, now=self._tick())
-        self._last_call[call.agent] = index
+        if self.prefetcher is not None:
+            self.prefetcher.last_call[call.agent] = index
         return admission, seconds
 
     def _account(self, index: int, prompt: Prompt, gpu_hit: int) -> float:
@@ -154,62 +162,18 @@ class PolicyRun:
     def _advance(self, step: float) -> None:
         """Move the logical clock to ``step``: feed due hints, then prefetch (scalesim)."""
         self.clock.step = max(self.clock.step, step)
-        if not isinstance(self.ranking, ScaleSimRanking):
+        if self.prefetcher is None:
             return
-        table = self.ranking.table
-        while self._hint_pos < len(self.hints) and self.hints[self._hint_pos].step <= step:
-            hint = self.hints[self._hint_pos]
-            distance = None if hint.next_step is None else float(hint.next_step - hint.step)
-            table.update(hint.agent, distance, now=float(hint.step), source=Source.HINT)
-            self._hint_pos += 1
-        self._prefetch(table_planner=MemoryPlanner(table))
-
-    def _prefetch(self, *, table_planner: MemoryPlanner) -> None:
-        """Load back, ahead of need, the host-resident prefixes of the nearest agents."""
-        candidates: dict[str, tuple[Prompt, int, int]] = {}
-        for agent, index in self._last_call.items():
-            lookup = table_planner.table.lookup(agent, now=self.clock.step)
-            if lookup.distance is None or lookup.distance > self.config.prefetch_window_steps:
-                continue
-            prompt = self.book.prompts[index]
-            stable = prompt.ends[-2] if len(prompt.ends) > 1 else 0
-            gpu = self.radix.match(prompt.tokens[:stable])
-            host = self.host.hit(prompt, gpu) if gpu < stable else 0
-            end = min(stable, gpu + host)
-            if end > gpu:
-                candidates[agent] = (prompt, index, end)
+        self.prefetcher.feed(step)
         budget = int(self.cost.h2d_bytes_per_s * max(self._last_step_s, self.cost.decode_base_s))
-        resources = [
-            Resource(agent, (agent,), self._prefetch_bytes(*item), Tier.HOST, 0.0)
-            for agent, item in candidates.items()
-        ]
-        plan = table_planner.prefetch_plan(
-            resources,
-            now=self.clock.step,
-            window=self.config.prefetch_window_steps,
-            budget_bytes=budget,
-            device_free_bytes=budget,
-        )
-        for agent in plan.fetch:
-            self._load_ahead(agent, *candidates[agent])
-
-    def _prefetch_bytes(self, prompt: Prompt, index: int, end: int) -> int:
-        gpu = self.radix.match(prompt.tokens[:end])
-        moved = self.book.real_tokens(index, end) - self.book.real_tokens(index, gpu)
-        return moved * self.cost.kv_bytes_per_token
-
-    def _load_ahead(self, agent: str, prompt: Prompt, index: int, end: int) -> None:
-        n_bytes = self._prefetch_bytes(prompt, index, end)
-        admission = self.radix.admit(prompt.tokens[:end], index)
-        if admission is None:
-            return
-        self.radix.release(admission)
-        self.counts[4] += n_bytes
-        self.copy_free_s = max(self.copy_free_s, self.now_s) + self.cost.h2d_s(n_bytes)
-        self._ready_at[agent] = self.copy_free_s
-        call = self.book.calls[index]
-        if call.lora is not None and not self.lora.resident(call.lora) and self.lora.can_load():
-            self.lora.load(call.lora, agent=agent, now=self._tick())
+        moved = self.prefetcher.plan(step, cost=self.cost, budget_bytes=budget)
+        for agent, n_bytes in moved.items():
+            self.counts[4] += n_bytes
+            self.copy_free_s = max(self.copy_free_s, self.now_s) + self.cost.h2d_s(n_bytes)
+            self._ready_at[agent] = self.copy_free_s
+            lora = self.book.calls[self.prefetcher.last_call[agent]].lora
+            if lora is not None and not self.lora.resident(lora) and self.lora.can_load():
+                self.lora.load(lora, agent=agent, now=self._tick())
 
 
 def replay_policies(

@@ -85,7 +85,20 @@ class ScaleSimRanking:
         return ScaleSimStrategy(table=self.table, owners=self.owners, clock=self.clock.now)
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
-        self.owners.record_path(leaf, self.book.calls[call_index].agent)
+        """Own the prompt's stable prefix, not its last segment.
+
+        The simulation builds its prompts, so it knows the last segment (this step's
+        observation or message) is not part of what the agent's next call reuses; nodes
+        wholly inside it stay ownerless and go first, LRU among themselves.
+        """
+        ends = self.book.prompts[call_index].ends
+        stable = ends[-2] if len(ends) > 1 else ends[-1]
+        node = leaf
+        while node.parent is not None and end - len(node.key) >= stable:
+            end -= len(node.key)
+            node = node.parent
+        if node.parent is not None:
+            self.owners.record_path(node, self.book.calls[call_index].agent)
 
     def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
         return self.table.rank_key(owners, last_use, now=self.clock.now(), tiebreak=f"{chain:012d}")
@@ -95,10 +108,14 @@ class ScaleSimRanking:
 
 
 class BeladyStrategy(EvictionStrategy):
-    """Offline optimum for the tree: evict the node whose next use is farthest.
+    """Offline optimum for the device tree: evict the node whose next use is farthest.
 
-    A node's next use is the next call (in trace order) whose prompt contains the
-    prefix chain the node ends in, recorded when the node was last on an inserted path.
+    What it reads (the true future, from the trace): ``PromptBook.uses``, the ascending
+    call indices whose prompt contains each prefix chain. A node's next use is the first
+    call after the one being admitted whose prompt contains the chain of the node's first
+    token (recorded when the node was last on an inserted path); a node never recorded
+    (a one-off tail) goes first. It has no prefetch: it is the reference for what the
+    device tier alone can keep, not for host-to-device traffic.
     """
 
     def __init__(self, book: PromptBook, clock: ReplayClock) -> None:
@@ -114,11 +131,17 @@ class BeladyStrategy(EvictionStrategy):
         return (-next_use, float(node.last_access_time))
 
     def record(self, leaf: Any, end: int, call_index: int) -> None:
-        """Map every node on the inserted path to the chain its last token lies in."""
+        """Map every node on the inserted path to the chain its *first* token lies in.
+
+        A node may span several chains (a re-inserted prefix plus its new tail); every
+        call that uses a later chain also uses the first one, so the first chain's next
+        use is the node's next use. Mapping by the last token instead made a node that
+        holds a reused prefix and a one-off tail look never-used-again.
+        """
         node = leaf
         while node is not None and node.parent is not None:
-            self.node_chain[node.id] = self.book.chain_at(call_index, end)
             end -= len(node.key)
+            self.node_chain[node.id] = self.book.chain_at(call_index, end + 1)
             node = node.parent
 
 

@@ -115,12 +115,39 @@ class PromptBook:
         return float(calls[k]) if k < len(calls) else float("inf")
 
     def working_set_tokens(self) -> int:
-        """Distinct replay tokens of the union of every agent's last prompt."""
-        chains: set[int] = set()
-        for calls in self.agent_calls.values():
-            chains.update(self.prompts[calls[-1]].chains)
-        return sum(self.chain_tokens[chain] for chain in chains)
+        """The memory ratio's denominator: the peak live *reusable* prefix, replay tokens.
 
-    def total_distinct_tokens(self) -> int:
-        """Distinct replay tokens of all prompts (what an unbounded cache holds)."""
-        return sum(self.chain_tokens)
+        A chain is reusable if at least two calls' prompts contain it; one that appears
+        in a single prompt (an ``obs/<call id>`` tail, a one-off reply) can never be a
+        hit, so it is left out. A reusable chain is live from its first use to its last;
+        the working set is the most reusable tokens live at once over the trace (summing
+        every reusable chain of a whole day instead would count memories that are never
+        needed together). Ratio 1 can hold every live reusable prefix at the busiest call.
+        """
+        delta = [0] * (len(self.calls) + 1)
+        for n_tokens, uses in zip(self.chain_tokens, self.uses, strict=True):
+            if len(uses) >= 2:
+                delta[uses[0]] += n_tokens
+                delta[uses[-1]] -= n_tokens
+        live = peak = 0
+        for change in delta:
+            live += change
+            peak = max(peak, live)
+        return max(1, peak)
+
+    def reusable_tokens(self) -> int:
+        """Distinct replay tokens of every reusable chain of the whole trace (reported)."""
+        return sum(n for n, uses in zip(self.chain_tokens, self.uses, strict=True) if len(uses) > 1)
+
+    def capacities(self, memory_ratio: float | None, *, host_ratio: float) -> tuple[int, int]:
+        """Device and host capacities in replay tokens; ``None`` is ratio infinity.
+
+        Infinity is every distinct token of the trace plus one prompt: nothing is ever
+        evicted. The device always fits the largest prompt, so every call can run.
+        """
+        largest = max((len(prompt.tokens) for prompt in self.prompts), default=1)
+        if memory_ratio is None:
+            unbounded = sum(self.chain_tokens) + largest
+            return unbounded, unbounded
+        working = self.working_set_tokens()
+        return max(largest, int(memory_ratio * working)), int(host_ratio * working)

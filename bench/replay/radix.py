@@ -5,6 +5,12 @@ token (1 layer, 1 head, head dim 1): only indices matter. The policy's strategy 
 through SGLang's own factory table and ``eviction_policy_config`` keyword arguments,
 registered only while the cache is built.
 
+Eviction runs in chunks: when a request needs room, the tree evicts what it lacks plus
+``headroom_tokens``, as SGLang's scheduler evicts once per batch rather than once per
+request. Each SGLang eviction ranks every evictable leaf (a heap built from scratch),
+so evicting per request made the replay O(leaves) per call; the headroom (a small
+fraction of the capacity, the same for every policy) amortises that.
+
 Invariants: a request's matched prefix is locked before anything is evicted for it,
 and its whole path stays locked until :meth:`RadixTier.release`; values are inserted
 with ``prev_prefix_len`` so SGLang frees nothing the tree already owns.
@@ -57,7 +63,14 @@ def _registered(strategy: EvictionStrategy) -> Iterator[None]:
 class RadixTier:
     """A UnifiedRadixCache of ``capacity_tokens`` tokens driven request by request."""
 
-    def __init__(self, capacity_tokens: int, *, strategy: EvictionStrategy, on_path: PathHook):
+    def __init__(
+        self,
+        capacity_tokens: int,
+        *,
+        strategy: EvictionStrategy,
+        on_path: PathHook,
+        headroom_tokens: int = 0,
+    ):
         set_global_server_args_for_scheduler(ServerArgs(model_path="dummy", page_size=1))
         pool = MHATokenToKVPool(
             size=capacity_tokens,
@@ -88,6 +101,45 @@ class RadixTier:
             self.cache = UnifiedRadixCache(params=params)
         self.on_path = on_path
         self.capacity_tokens = capacity_tokens
+        self.headroom_tokens = headroom_tokens
+
+    def free_tokens(self) -> int:
+        """Unallocated device tokens."""
+        return int(self.allocator.available_size())
+
+    def evictable_branches(self) -> list[tuple[Any, int]]:
+        """Each evictable device leaf with the unlocked single-child ancestors above it.
+
+        Evicting the leaf makes its parent a leaf, so such a branch is what evicting
+        the leaf eventually frees: (topmost node, tokens of the branch). The topmost
+        node's owners include those of every node below it.
+        """
+        branches = []
+        for leaf in self.cache.tree_core.evictable_device_leaves:
+            node, size = leaf, len(leaf.key)
+            while self._frees_with_child(node.parent):
+                node = node.parent
+                size += len(node.key)
+            branches.append((node, size))
+        return branches
+
+    @staticmethod
+    def _frees_with_child(node: Any) -> bool:
+        if node.parent is None or len(node.children) != 1:
+            return False
+        data = node.component_data[ComponentType.FULL]
+        return data.lock_ref == 0 and data.value is not None
+
+    def evict(self, n_tokens: int) -> None:
+        """Evict at least ``n_tokens`` (if evictable) in the strategy's order."""
+        self.cache.evict(EvictParams(num_tokens=n_tokens))
+
+    def load(self, tokens: array, call_index: int) -> bool:  # type: ignore[type-arg]
+        """Insert ``tokens`` into free room only (a prefetch); False if they do not fit."""
+        admission = self.admit(tokens, call_index, may_evict=False)
+        if admission is not None:
+            self.release(admission)
+        return admission is not None
 
     def match(self, tokens: array) -> int:  # type: ignore[type-arg]
         """Tokens of ``tokens`` resident on the device (marks them used)."""
@@ -96,18 +148,24 @@ class RadixTier:
     def _match(self, tokens: array) -> Any:  # type: ignore[type-arg]
         return self.cache.match_prefix(MatchPrefixParams(key=RadixKey(tokens)))
 
-    def admit(self, tokens: array, call_index: int) -> Admission | None:  # type: ignore[type-arg]
+    def admit(
+        self,
+        tokens: array,  # type: ignore[type-arg]
+        call_index: int,
+        *,
+        may_evict: bool = True,
+    ) -> Admission | None:
         """Match, make room, insert and lock ``tokens``; None if they cannot fit now."""
         match = self._match(tokens)
         hit = int(match.device_prefix_len)
         need = len(tokens) - hit
         prefix_lock = self.cache.lock(match.last_device_node)
         free = self.allocator.available_size()
-        if need > free + self.cache.evictable_size():
+        if need > free + (self.cache.evictable_size() if may_evict else 0):
             self.cache.unlock(prefix_lock)
             return None
         if need > free:
-            self.cache.evict(EvictParams(num_tokens=need - free))
+            self.evict(need - free + self.headroom_tokens)
         fresh = self.allocator.alloc(need)
         prefix = self.cache.path_device_indices(match.last_device_node)[:hit]
         value = torch.cat([prefix, fresh]) if hit else fresh

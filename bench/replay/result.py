@@ -20,13 +20,17 @@ class ReplayConfig:
     """One replay's settings.
 
     Attributes:
-        memory_ratio: GPU KV capacity / the trace's prefix working set (the distinct
-            tokens of every agent's last prompt).
+        memory_ratio: GPU KV capacity / the trace's reusable prefix working set (the
+            most tokens of reusable prefix chains live at once; see
+            ``PromptBook.working_set_tokens``). ``infinite`` ignores it (ratio infinity).
         host_ratio: host KV capacity / the same working set.
         lora_slots: GPU adapter slots; None means unbounded.
         mode: lockstep or out-of-order issue.
         token_scale: real tokens per replay token (see ``prompts.py``).
         prefetch_window_steps: ScaleSim prefetches agents expected within this many steps.
+        evict_headroom: when the device tree must evict, it frees this fraction of its
+            capacity beyond the request's need (see ``radix.py``: amortises SGLang's
+            per-eviction ranking of every leaf; the same for every policy).
         ooo_window_steps: in ooo mode a call may run at most this many steps ahead of the
             oldest unfinished call.
         cost: the cost model for the makespan.
@@ -39,6 +43,7 @@ class ReplayConfig:
     token_scale: int = 16
     prefetch_window_steps: float = 2.0
     ooo_window_steps: int = 8
+    evict_headroom: float = 0.02
     cost: CostModel = field(default_factory=CostModel)
 
 

@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 class NodeOwners:
     """Which agents' prompts pass through each radix node, by node id.
 
-    A node split by SGLang gets a fresh parent; the parent inherits the owners of the
-    child below it when the path is next recorded, so an ancestor always owns at least
-    what its descendants own.
+    A node split by SGLang (on insert, or on a match that ends mid-node) gets a fresh
+    parent with no record; :meth:`of` then derives its owners from its children (the
+    split-off child keeps the old node's id and record), so an ancestor always owns at
+    least what its descendants own.
     """
 
     def __init__(self) -> None:
@@ -47,8 +48,16 @@ class NodeOwners:
             node = node.parent
 
     def of(self, node: Any) -> Iterable[str]:
-        """The owners of ``node`` (empty if none were recorded)."""
-        return self._owners.get(node.id, ())
+        """The owners of ``node``: recorded, else the union of its children's (memoised)."""
+        owners = self._owners.get(node.id)
+        if owners is not None:
+            return owners
+        derived: set[str] = set()
+        for child in node.children.values():
+            derived.update(self.of(child))
+        if derived:
+            self._owners[node.id] = derived
+        return derived
 
     def forget(self, node_ids: Iterable[int]) -> None:
         """Drop the records of nodes that left the tree."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from scalesim.bench.costmodel import CostModel, load_cost_model
 from scalesim.bench.replay.engine import replay_policies
+from scalesim.bench.replay.prompts import PromptBook
 from scalesim.bench.replay.result import Mode, ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
 
@@ -48,7 +49,11 @@ def test_every_policy_accounts_for_every_prompt_token(mode: Mode) -> None:
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
 def test_belady_never_recomputes_more_on_unshared_equal_prefixes(ratio: float) -> None:
-    results = replay_policies(unshared_trace(), POLICIES, config(ratio))
+    """Regression: a re-inserted node spanning persona + one-off tail was ranked by its
+    tail's chain (never used again), so Belady evicted live prefixes first. ``infinite``
+    is left out: it has unbounded memory, not the same capacity."""
+    bounded = [policy for policy in POLICIES if policy != "infinite"]
+    results = replay_policies(unshared_trace(), bounded, config(ratio))
     belady = results["belady"].recomputed_tokens
     assert all(belady <= result.recomputed_tokens for result in results.values())
 
@@ -103,3 +108,13 @@ def test_cost_model_json_rejects_unknown_keys(tmp_path: Path) -> None:
     assert load_cost_model(good).prefill_tokens_per_s == 1000.0
     with pytest.raises(ValueError, match="unknown cost model keys"):
         load_cost_model(bad)
+
+
+def test_working_set_counts_only_reusable_prefixes_live_at_once() -> None:
+    """Personas (24 tokens, reused by every agent's calls, all live together) count;
+    the one-off ``obs/<call id>`` tails never do."""
+    trace = unshared_trace()
+    book = PromptBook(trace, token_scale=1)
+    assert book.working_set_tokens() == 24 * trace.header.agents
+    capacity, host = book.capacities(0.5, host_ratio=0.25)
+    assert (capacity, host) == (12 * trace.header.agents, 6 * trace.header.agents)

@@ -115,3 +115,17 @@ def test_constructor_accepts_json_keyword_config() -> None:
         del factories["scalesim-test"]
     assert isinstance(strategy, ScaleSimStrategy)
     assert strategy.table.horizon == 30.0
+
+
+def test_parent_split_off_by_a_match_keeps_its_owners() -> None:
+    """Regression: a match ending mid-node makes SGLang split off a fresh parent with no
+    owner record; it ranked as unknown and went first although it held a's prefix."""
+    cache = Harness()
+    cache.insert("a", [1, 2, 3, 4])
+    cache.insert("b", [5, 6, 7, 8])
+    cache.table.update_batch({"a": 1.0, "b": 9.0}, now=0.0)
+    assert cache.resident([1, 2]) == 2  # splits a's node into [1, 2] -> [3, 4]
+    cache.evict(2)  # b's leaf is the farthest
+    assert (cache.resident([1, 2, 3, 4]), cache.resident([5, 6, 7, 8])) == (4, 0)
+    parents = {node.parent for node, _ in cache.tier.evictable_branches()}
+    assert all(set(cache.owners.of(node)) == {"a"} for node in parents if node.parent)

@@ -1,0 +1,50 @@
+"""ScaleSim's prefetch honours the planner's guard on SGLang's real radix tree."""
+
+from __future__ import annotations
+
+import pytest
+from scalesim.bench.costmodel import CostModel
+from scalesim.bench.replay.host import HostTier
+from scalesim.bench.replay.policies import ReplayClock, ScaleSimRanking
+from scalesim.bench.replay.prefetch import Prefetcher
+from scalesim.bench.replay.prompts import PromptBook
+from scalesim.bench.replay.radix import RadixTier
+from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+
+
+def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]:
+    """a's prefix evicted to the host by b's; the device holds b's 10 tokens only."""
+    calls = [
+        Call("c0", "a", 0, (Segment("persona/a", 8), Segment("obs/c0", 2)), 1),
+        Call("c1", "b", 0, (Segment("persona/b", 8), Segment("obs/c1", 2)), 1),
+    ]
+    hints = [Hint(0, "a", a_next), Hint(0, "b", b_next)]
+    trace = Trace(TraceHeader("guard", 2, 8), (*calls, *hints))
+    book = PromptBook(trace, token_scale=1)
+    ranking = ScaleSimRanking(book, ReplayClock())
+    radix = RadixTier(10, strategy=ranking.tree_strategy(), on_path=ranking.on_insert)
+    host = HostTier(100, ranking=ranking)
+    for index, call in enumerate(calls):
+        admission = radix.admit(book.prompts[index].tokens, index)
+        assert admission is not None
+        radix.release(admission)
+        host.write_through(book.prompts[index], agent=call.agent, now=float(index))
+    prefetcher = Prefetcher(book, hints, ranking=ranking, tiers=(radix, host), window_steps=2.0)
+    prefetcher.last_call.update({"a": 0, "b": 1})
+    prefetcher.feed(0.0)
+    return prefetcher, radix, book
+
+
+@pytest.mark.parametrize(("a_next", "b_next", "fetched"), [(3, 2, False), (2, 3, True)])
+def test_prefetch_evicts_only_strictly_farther_prefixes(
+    a_next: int, b_next: int, fetched: bool
+) -> None:
+    prefetcher, radix, book = _setup(a_next, b_next)
+    moved = prefetcher.plan(1.0, cost=CostModel(), budget_bytes=10**12)
+    a_resident = radix.match(book.prompts[0].tokens[:8])
+    b_resident = radix.match(book.prompts[1].tokens[:8])
+    assert (bool(moved), a_resident, b_resident) == (
+        fetched,
+        8 if fetched else 0,
+        0 if fetched else 8,
+    )
