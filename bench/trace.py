@@ -3,7 +3,7 @@
 The generators in ``workloads/`` build a :class:`Trace` and write it with
 :func:`write_trace`; the replay reads it back with :func:`read_trace`, which
 validates every line and names the line of the first problem. The format is
-specified in ``trace-format.md``: a header line, then ``call`` and ``hint``
+specified in ``docs/trace-format.md``: a header line, then ``call`` and ``hint``
 events ordered by step. Unknown event types and unknown fields are skipped so
 that files written by later extensions of version 1 still read.
 """
