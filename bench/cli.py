@@ -29,28 +29,56 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalesim bench")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("gen", help="generate a workload trace")
-    gen.add_argument("--workload", required=True)
-    gen.add_argument("--agents", type=int, required=True)
-    gen.add_argument("--steps", type=int, required=True)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--loras", action="store_true")
-    gen.add_argument("-o", "--output", type=Path, required=True)
+    gen.add_argument("--workload", required=True, help="town, independent, diffusion or workflow")
+    gen.add_argument("--agents", type=int, required=True, help="distinct agents (up to 10,000+)")
+    gen.add_argument("--steps", type=int, required=True, help="10 s steps (8,640 = one day)")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same trace")
+    gen.add_argument("--loras", action="store_true", help="give every agent its own adapter")
+    gen.add_argument("-o", "--output", type=Path, required=True, help="trace file (.jsonl)")
+    defaults = ReplayConfig(memory_ratio=1.0)
     for name in ("replay", "sweep"):
         cmd = sub.add_parser(name, help=f"{name} a trace against cache policies")
-        cmd.add_argument("trace", type=Path)
-        cmd.add_argument("--policies", default=_DEFAULT_POLICIES)
+        cmd.add_argument("trace", type=Path, help="trace file written by `gen`")
+        cmd.add_argument(
+            "--policies",
+            default=_DEFAULT_POLICIES,
+            help="comma-separated: scalesim, belady, infinite and SGLang's own (lru, lfu, ...)",
+        )
         if name == "replay":
-            cmd.add_argument("--memory-ratio", type=float, required=True)
-            cmd.add_argument("--json", type=Path)
+            cmd.add_argument(
+                "--memory-ratio",
+                type=float,
+                required=True,
+                help="GPU KV capacity / the trace's reusable prefix working set",
+            )
+            cmd.add_argument("--json", type=Path, help="also write the results as JSON here")
         else:
-            cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5")
-            cmd.add_argument("--primary-ratio", type=float, default=0.25)
+            cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5", help="comma-separated")
+            cmd.add_argument(
+                "--primary-ratio", type=float, default=0.25, help="the ratio under `results`"
+            )
             cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
-        cmd.add_argument("--host-ratio", type=float, default=1.0)
-        cmd.add_argument("--lora-slots", type=int)
+        cmd.add_argument(
+            "--host-ratio",
+            type=float,
+            default=defaults.host_ratio,
+            help="host KV capacity / the same working set (0: no host tier)",
+        )
+        cmd.add_argument("--lora-slots", type=int, help="GPU adapter slots (default: unbounded)")
         cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
-        cmd.add_argument("--token-scale", type=int, default=16)
-        cmd.add_argument("--cost-model", type=Path)
+        cmd.add_argument(
+            "--token-scale",
+            type=int,
+            default=defaults.token_scale,
+            help="real tokens per replayed token (speed vs resolution)",
+        )
+        cmd.add_argument(
+            "--overdue-grace",
+            type=float,
+            default=defaults.overdue_grace_steps,
+            help="steps after which ScaleSim forgets a hinted call that did not come",
+        )
+        cmd.add_argument("--cost-model", type=Path, help="JSON of CostModel fields")
         cmd.add_argument("--progress", action="store_true", help="tqdm bar on stderr")
     return parser
 
@@ -63,6 +91,7 @@ def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
         lora_slots=args.lora_slots,
         mode=Mode(args.mode),
         token_scale=args.token_scale,
+        overdue_grace_steps=args.overdue_grace,
         cost=cost,
     )
 
@@ -89,6 +118,7 @@ def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> d
             "evict_headroom": _config(args, 1.0).evict_headroom,
             "infinite": "memory ratio infinity (never evicts); run once per sweep",
             "token_scale": args.token_scale,
+            "overdue_grace_steps": args.overdue_grace,
             "cost_model": vars(_config(args, 1.0).cost),
         },
         "machine": {

@@ -42,7 +42,9 @@ class PolicyRun:
     def __init__(self, book: PromptBook, trace: Trace, policy: str, config: ReplayConfig):
         self.book, self.config, self.cost = book, config, config.cost
         self.clock = ReplayClock()
-        self.ranking = make_ranking(policy, book, self.clock)
+        self.ranking = make_ranking(
+            policy, book, self.clock, overdue_grace=config.overdue_grace_steps
+        )
         capacity, host_capacity = book.capacities(
             None if policy == INFINITE else config.memory_ratio, host_ratio=config.host_ratio
         )

@@ -173,10 +173,15 @@ class BeladyRanking:
         return (-nearest, last_use, adapter)
 
 
-def make_ranking(name: str, book: PromptBook, clock: ReplayClock) -> Ranking:
-    """The ranking of policy ``name``; raises ValueError for an unknown name."""
+def make_ranking(
+    name: str, book: PromptBook, clock: ReplayClock, *, overdue_grace: float | None = None
+) -> Ranking:
+    """The ranking of policy ``name``; raises ValueError for an unknown name.
+
+    ``overdue_grace`` (steps) configures ScaleSim's distance table.
+    """
     if name == SCALESIM:
-        return ScaleSimRanking(book, clock)
+        return ScaleSimRanking(book, clock, DistanceTable(overdue_grace=overdue_grace))
     if name == BELADY:
         return BeladyRanking(book, clock)
     if name == INFINITE:

@@ -28,6 +28,8 @@ class ReplayConfig:
         mode: lockstep or out-of-order issue.
         token_scale: real tokens per replay token (see ``prompts.py``).
         prefetch_window_steps: ScaleSim prefetches agents expected within this many steps.
+        overdue_grace_steps: ScaleSim forgets a hinted call this many steps after it was
+            due and did not come (``DistanceTable(overdue_grace=...)``); None never forgets.
         evict_headroom: when the device tree must evict, it frees this fraction of its
             capacity beyond the request's need (see ``radix.py``: amortises SGLang's
             per-eviction ranking of every leaf; the same for every policy).
@@ -42,6 +44,7 @@ class ReplayConfig:
     mode: Mode = Mode.LOCKSTEP
     token_scale: int = 16
     prefetch_window_steps: float = 2.0
+    overdue_grace_steps: float | None = None
     ooo_window_steps: int = 8
     evict_headroom: float = 0.02
     cost: CostModel = field(default_factory=CostModel)

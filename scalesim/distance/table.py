@@ -10,7 +10,9 @@ Invariants:
 - Entries store a predicted next-call time ``eta = set_at + distance``; ranking by eta
   equals ranking by remaining distance at any instant and needs no recomputation.
 - An entry older than ``horizon`` (``now > set_at + horizon``) reads as stale: it ranks
-  like an agent about which nothing is known.
+  like an agent about which nothing is known. So does a prediction overdue by more than
+  ``overdue_grace`` (``now > eta + overdue_grace``): a call that was expected and did not
+  come is no longer information, and must not keep the agent's state as "nearest".
 - Fresher information wins; at equal time a client hint or table beats an estimate;
   an older table version never overwrites a newer one.
 - Every mutating call validates all of its input before it changes anything.
@@ -53,7 +55,7 @@ class DistanceEntry(NamedTuple):
 
     eta: float | None
     set_at: float
-    expires_at: float  # set_at + horizon; inf without a horizon
+    expires_at: float  # min(set_at + horizon, eta + overdue_grace); inf without either
     version: int  # the table version current when it was set
     source: Source
 
@@ -73,10 +75,16 @@ class DistanceTable:
     Args:
         horizon: how long an entry stays fresh, in the caller's time unit; None keeps
             entries fresh forever.
+        overdue_grace: how long a predicted call may be late before the prediction
+            reads as stale, in the same unit; None keeps overdue predictions (they then
+            rank as nearest of all until refreshed).
     """
 
-    def __init__(self, *, horizon: float | None = None) -> None:
+    def __init__(self, *, horizon: float | None = None, overdue_grace: float | None = None) -> None:
         self._horizon = None if horizon is None else check_positive(horizon, what="horizon")
+        self._overdue_grace = (
+            None if overdue_grace is None else check_positive(overdue_grace, what="overdue_grace")
+        )
         self._entries: dict[str, DistanceEntry] = {}
         self._expiry: list[tuple[float, str]] = []  # (expires_at, agent), lazily pruned
         self._listeners: list[Listener] = []
@@ -85,6 +93,10 @@ class DistanceTable:
     @property
     def horizon(self) -> float | None:
         return self._horizon
+
+    @property
+    def overdue_grace(self) -> float | None:
+        return self._overdue_grace
 
     @property
     def version(self) -> int:
@@ -204,8 +216,10 @@ class DistanceTable:
     def _store(self, agent: str, distance: float | None, *, now: float, source: Source) -> None:
         expires_at = math.inf if self._horizon is None else now + self._horizon
         eta = None if distance is None else now + distance
+        if eta is not None and self._overdue_grace is not None:
+            expires_at = min(expires_at, eta + self._overdue_grace)
         self._entries[agent] = DistanceEntry(eta, now, expires_at, self._version, source)
-        if self._horizon is not None:
+        if expires_at != math.inf:
             heapq.heappush(self._expiry, (expires_at, agent))
             if len(self._expiry) > 2 * len(self._entries) + 64:
                 self._expiry = [(entry.expires_at, key) for key, entry in self._entries.items()]

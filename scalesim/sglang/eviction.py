@@ -25,8 +25,11 @@ logger = logging.getLogger(__name__)
 
 
 class NodeOwners:
-    """Which agents' prompts pass through each radix node, by node id.
+    """Which agents' next calls will reuse each radix node, by node id.
 
+    An agent owns the path of its latest prompt's reusable prefix only: when its prompt
+    diverges (say its memory segment was rewritten), the old branch is dropped from its
+    ownership, since its next call extends the new prompt, not the old one.
     A node split by SGLang (on insert, or on a match that ends mid-node) gets a fresh
     parent with no record; :meth:`of` then derives its owners from its children (the
     split-off child keeps the old node's id and record), so an ancestor always owns at
@@ -35,9 +38,11 @@ class NodeOwners:
 
     def __init__(self) -> None:
         self._owners: dict[int, set[str]] = {}
+        self._latest: dict[str, Any] = {}  # agent -> end node of its reusable prefix
 
     def record_path(self, leaf: Any, agent: str) -> None:
-        """Add ``agent`` as an owner of ``leaf`` and of every ancestor up to the root."""
+        """Make ``leaf``'s path (up to the root) the one ``agent``'s next call reuses."""
+        on_path: set[int] = set()
         child_owners: set[str] = set()
         node = leaf
         while node is not None and node.parent is not None:
@@ -45,6 +50,11 @@ class NodeOwners:
             owners |= child_owners
             owners.add(agent)
             child_owners = owners
+            on_path.add(node.id)
+            node = node.parent
+        node, self._latest[agent] = self._latest.get(agent), leaf
+        while node is not None and node.parent is not None and node.id not in on_path:
+            self._owners.get(node.id, set()).discard(agent)
             node = node.parent
 
     def of(self, node: Any) -> Iterable[str]:
@@ -78,6 +88,8 @@ class ScaleSimStrategy(EvictionStrategy):
         clock: the current time in the table's unit (steps or seconds), passed in by
             the runtime so that every tensor-parallel rank ranks alike.
         horizon: staleness horizon for a table built here (JSON config keyword).
+        overdue_grace: how late a predicted call may be before it reads as stale, for a
+            table built here (JSON config keyword).
     """
 
     def __init__(
@@ -87,8 +99,11 @@ class ScaleSimStrategy(EvictionStrategy):
         owners: NodeOwners | None = None,
         clock: Callable[[], float] | None = None,
         horizon: float | None = None,
+        overdue_grace: float | None = None,
     ) -> None:
-        self.table = table if table is not None else DistanceTable(horizon=horizon)
+        if table is None:
+            table = DistanceTable(horizon=horizon, overdue_grace=overdue_grace)
+        self.table = table
         self.owners = owners if owners is not None else NodeOwners()
         self.clock = clock if clock is not None else _no_clock
         self._failed = False

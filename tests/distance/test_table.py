@@ -48,6 +48,28 @@ def test_entry_decays_to_stale_after_horizon() -> None:
     assert table.owner_rank("a", now=10.5).known == UNKNOWN
 
 
+def test_overdue_prediction_decays_after_grace() -> None:
+    """A predicted call that never came must stop ranking its agent as nearest of all."""
+    table = DistanceTable(overdue_grace=5.0)
+    table.update_batch({"late": 2.0, "far": 40.0}, now=0.0)
+    assert table.lookup("late", now=7.0).knowledge is Knowledge.KNOWN  # eta 2 + grace 5
+    assert table.owner_rank("late", now=7.0) > table.owner_rank("far", now=7.0)
+    assert table.lookup("late", now=7.5).knowledge is Knowledge.STALE
+    assert table.owner_rank("late", now=7.5) < table.owner_rank("far", now=7.5)
+    assert table.advance(8.0) == ("late",)
+    table.update("quiet", None, now=0.0)  # no call expected: nothing to be late for
+    assert table.lookup("quiet", now=1e9).knowledge is Knowledge.NO_CALL
+
+
+def test_horizon_and_overdue_grace_take_the_earlier_expiry() -> None:
+    table = DistanceTable(horizon=10.0, overdue_grace=3.0)
+    table.update_batch({"near": 1.0, "far": 100.0}, now=0.0)
+    assert table.lookup("near", now=4.5).knowledge is Knowledge.STALE  # 1 + 3 < 10
+    assert table.lookup("far", now=10.5).knowledge is Knowledge.STALE  # horizon first
+    with pytest.raises(InvalidEntryError, match="overdue_grace"):
+        DistanceTable(overdue_grace=-1.0)
+
+
 def test_advance_reports_each_expiry_once_and_notifies() -> None:
     table = DistanceTable(horizon=5.0)
     seen: list[tuple[str, float]] = []

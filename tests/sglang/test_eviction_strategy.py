@@ -129,3 +129,18 @@ def test_parent_split_off_by_a_match_keeps_its_owners() -> None:
     assert (cache.resident([1, 2, 3, 4]), cache.resident([5, 6, 7, 8])) == (4, 0)
     parents = {node.parent for node, _ in cache.tier.evictable_branches()}
     assert all(set(cache.owners.of(node)) == {"a"} for node in parents if node.parent)
+
+
+def test_agent_disowns_the_branch_its_prompt_left() -> None:
+    """An agent's old memory version must not stay as near as the agent itself: its next
+    call extends the new prompt, so the abandoned branch goes before other agents' state."""
+    cache = Harness()
+    cache.insert("a", [1, 2, 3, 4])  # persona [1, 2], memory v1 [3, 4]
+    cache.insert("b", [9, 10, 11, 12])
+    cache.insert("a", [1, 2, 5, 6])  # memory rewritten: v2 [5, 6]
+    cache.table.update_batch({"a": 1.0, "b": 5.0}, now=0.0)
+    cache.evict(2)
+    assert [cache.resident(t) for t in ([1, 2, 3, 4], [1, 2, 5, 6], [9, 10, 11, 12])] == [2, 4, 4]
+    cache.insert("a", [1, 2, 5, 6, 7, 8])  # extending the prompt keeps the whole path
+    cache.evict(4)
+    assert (cache.resident([1, 2, 5, 6, 7, 8]), cache.resident([9, 10, 11, 12])) == (6, 0)
