@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def _run_passthrough(command: str, rest: list[str]) -> int:
         from scalesim.serve import serve
 
         serve(rest)
+    # Importing SGLang's cache code pulls in its quantization modules, which warn on a
+    # machine without CUDA about kernels the replay never uses.
+    warnings.filterwarnings("ignore", message="Only CUDA.* support", category=UserWarning)
     from scalesim.bench.cli import main as bench_main
 
     return int(bench_main(rest))

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
+from e2e_helpers import serving
 from openai import OpenAI
 
-from scalesim.server_process import RunningServer, ServerStartError, running_server
+from scalesim.server_process import RunningServer
 from scalesim.tiny_model import ensure_tiny_model
 
 pytestmark = pytest.mark.e2e
@@ -32,14 +32,8 @@ def server(
     args = ["--model-path", str(model.path), "--served-model-name", MODEL_NAME]
     args += ["--enable-hierarchical-cache", "--hicache-ratio", "8"]
     args += ["--max-total-tokens", str(_DEVICE_POOL_TOKENS)]
-    if not torch.cuda.is_available():
-        args += ["--device", "cpu"]
-    try:
-        with running_server(args, log_path=server_log_path) as running:
-            yield running
-    except ServerStartError as err:
-        log = server_log_path.read_text(encoding="utf-8", errors="replace")[-20_000:]
-        pytest.fail(f"{err}\n{log}")
+    with serving(args, log_path=server_log_path) as running:
+        yield running
 
 
 def _persona(agent: int) -> str:

@@ -110,11 +110,11 @@ def test_constructor_accepts_json_keyword_config() -> None:
 
     factories["scalesim-test"] = ScaleSimStrategy
     try:
-        strategy = get_eviction_strategy("scalesim-test", {"horizon": 30.0})
+        strategy = get_eviction_strategy("scalesim-test", {"horizon": 30.0, "overdue_grace": 5.0})
     finally:
         del factories["scalesim-test"]
     assert isinstance(strategy, ScaleSimStrategy)
-    assert strategy.table.horizon == 30.0
+    assert (strategy.table.horizon, strategy.table.overdue_grace) == (30.0, 5.0)
 
 
 def test_parent_split_off_by_a_match_keeps_its_owners() -> None:
