@@ -1,0 +1,50 @@
+"""Rewrite a trace's hints as exact next-call times: hint quality apart from the policy.
+
+Replaying the rewritten trace shows what ScaleSim's ranking achieves with perfect
+invocation distances; the gap between that and the original trace is the cost of the
+simulation's estimates, the gap to ``belady`` what ranking agents (not prefix chains)
+leaves. Each agent is hinted at step 0 with its first call and, at each call's step,
+with its next (null after its last). An analysis tool: it writes a trace, asserts nothing.
+
+Run: ``python -m scalesim.bench.exact_hints IN.jsonl OUT.jsonl``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+from .trace import Event, Hint, Trace, read_trace, write_trace
+
+
+def exact_hints(trace: Trace) -> Trace:
+    """``trace`` with its hints replaced by each agent's true next call step."""
+    steps: dict[str, list[int]] = {}
+    for call in trace.calls:
+        steps.setdefault(call.agent, []).append(call.step)
+    hints = []
+    for agent, calls in sorted(steps.items()):
+        hints.append(Hint(0, agent, calls[0]))
+        hints += [Hint(step, agent, after) for step, after in itertools.pairwise(calls)]
+        hints.append(Hint(calls[-1], agent, None))
+
+    def order(event: Event) -> tuple[int, bool]:
+        return event.step, isinstance(event, Hint)
+
+    return replace(trace, events=tuple(sorted([*trace.calls, *hints], key=order)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trace", type=Path)
+    parser.add_argument("output", type=Path)
+    args = parser.parse_args(argv)
+    rewritten = exact_hints(read_trace(args.trace))
+    write_trace(args.output, rewritten)
+    print(f"{args.output}: {len(rewritten.calls)} calls, {len(rewritten.hints)} exact hints")
+
+
+if __name__ == "__main__":
+    main()
