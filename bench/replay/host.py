@@ -51,17 +51,17 @@ class HostTier:
     def write_through(self, prompt: Prompt, *, agent: str, now: float) -> None:
         """Back up (or refresh) every chain of ``prompt``, then trim to capacity.
 
-        The agent owns the chains of its stable prefix, not the last segment's (this
-        step's observation), as in the device tree (``ScaleSimRanking.on_insert``).
+        The agent owns the chains of its stable prefix (``Prompt.stable_end``), not the
+        last segment's, as in the device tree (``ScaleSimRanking.on_insert``).
         """
         start = 0
-        for position, (chain, end) in enumerate(zip(prompt.chains, prompt.ends, strict=True)):
+        for chain, end in zip(prompt.chains, prompt.ends, strict=True):
             entry = self._entries.get(chain)
             if entry is None:
                 entry = self._entries[chain] = _Entry(end - start, now)
                 self.used_tokens += entry.n_tokens
             entry.last_use = now
-            if position < len(prompt.chains) - 1 or position == 0:
+            if end <= prompt.stable_end:
                 entry.owners.add(agent)
             start = end
         self._trim()

@@ -91,8 +91,7 @@ class ScaleSimRanking:
         observation or message) is not part of what the agent's next call reuses; nodes
         wholly inside it stay ownerless and go first, LRU among themselves.
         """
-        ends = self.book.prompts[call_index].ends
-        stable = ends[-2] if len(ends) > 1 else ends[-1]
+        stable = self.book.prompts[call_index].stable_end
         node = leaf
         while node.parent is not None and end - len(node.key) >= stable:
             end -= len(node.key)

@@ -120,7 +120,7 @@ class Prefetcher:
             if index is None or distance is None or distance > self.window:
                 continue
             prompt = self.book.prompts[index]
-            stable = prompt.ends[-2] if len(prompt.ends) > 1 else 0
+            stable = prompt.stable_end
             gpu = self.radix.match(prompt.tokens[:stable])
             host = self.host.hit(prompt, gpu) if gpu < stable else 0
             if min(stable, gpu + host) > gpu:
