@@ -14,6 +14,8 @@ class Subsystem(Enum):
     """The SGLang subsystem a hook changes; the table is grouped by it."""
 
     MEM_CACHE = "mem_cache"
+    SCHEDULER = "scheduler"
+    HTTP = "http"
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,18 @@ class DistanceTable:
         self._notify(changed, checked_now)
         return True
 
+    def forget(self, agents: Iterable[str], *, now: float) -> int:
+        """Withdraw the entries of ``agents`` (they rank as unknown); returns how many existed."""
+        dropped = sorted({agent for agent in agents if agent in self._entries})
+        for agent in dropped:
+            del self._entries[agent]
+        self._notify(dropped, now)
+        return len(dropped)
+
+    def agents(self) -> Iterable[str]:
+        """Every agent with an entry (fresh or stale), in no particular order."""
+        return self._entries.keys()
+
     def advance(self, now: float) -> tuple[str, ...]:
         """Report (and notify listeners of) agents whose entries went stale by ``now``.
 

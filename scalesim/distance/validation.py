@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
-#: Longest accepted agent id or resource key, in characters.
-MAX_ID_CHARS = 256
+#: Longest accepted agent id or resource key, in characters: room for the runtime's owner
+#: keys, a 128-character namespace and a 128-character agent id joined by one separator.
+MAX_ID_CHARS = 320
 
 
 class InvalidEntryError(ValueError):

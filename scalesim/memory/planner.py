@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from scalesim.distance.rank import RankKey, fetch_order
-from scalesim.distance.table import DistanceTable
 from scalesim.distance.validation import InvalidEntryError, check_finite
 
 from .plan import (
@@ -31,10 +31,19 @@ from .plan import (
 from .resource import Resource, Tier
 
 
-class MemoryPlanner:
-    """Turns the distances of a :class:`DistanceTable` into memory decisions."""
+class Ranker(Protocol):
+    """Ranks state by its owners' distances: a :class:`~scalesim.distance.DistanceTable`, or
+    the runtime, which ranks owners of several namespaces each against its own clock."""
 
-    def __init__(self, table: DistanceTable) -> None:
+    def rank_key(
+        self, owners: Iterable[str], last_use: float, *, now: float, tiebreak: str = ""
+    ) -> RankKey: ...
+
+
+class MemoryPlanner:
+    """Turns the distances a :class:`Ranker` knows into memory decisions."""
+
+    def __init__(self, table: Ranker) -> None:
         self.table = table
 
     def rank(self, resource: Resource, *, now: float) -> RankKey:

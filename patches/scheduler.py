@@ -1,0 +1,31 @@
+"""Hooks on SGLang's scheduler: request metadata into the runtime, and host-tier prefetch.
+
+Both run in every tensor-parallel rank at points where the ranks agree (request creation in
+``process_input_requests`` order; ``_process_hicache_events`` after the TP-wide HiCache drain),
+and both return at once unless the scheduler's tree runs ScaleSim's strategy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalesim.sglang.guard import guarded
+
+
+@guarded("create_generation_req")
+def after_create_generation_req(
+    req: Any, scheduler: Any, recv_req: Any, *args: Any, **kwargs: Any
+) -> None:
+    """AFTER ``Scheduler._create_generation_req``: tag the request with its owner key and feed
+    its clock and ``next_call`` to the runtime."""
+    from scalesim.sglang.requests import observe_request
+
+    observe_request(scheduler, req, recv_req)
+
+
+@guarded("process_hicache_events")
+def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:
+    """AFTER ``Scheduler._process_hicache_events``: queue load-backs for the nearest agents."""
+    from scalesim.sglang.prefetch import prefetch_step
+
+    prefetch_step(scheduler)

@@ -1,0 +1,48 @@
+"""The ScaleSim runtime: the code that decides, shared by the live server and the trace replay.
+
+Standard library plus the core (``scalesim.distance``, ``scalesim.memory``): no torch, no sglang.
+"""
+
+from .config import RuntimeConfig
+from .contract import (
+    DEFAULT_NAMESPACE,
+    MAX_BODY_BYTES,
+    MAX_UPDATE_AGENTS,
+    AgentMeta,
+    ContractError,
+    DistanceUpdate,
+    owner_key,
+    parse_agent_meta,
+    parse_distance_update,
+    split_owner,
+)
+from .owners import NodeOwners, TreeNode, stable_node
+from .runtime import (
+    DropResult,
+    NamespaceState,
+    RuntimeCounters,
+    ScaleSimRuntime,
+    UpdateResult,
+)
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "MAX_BODY_BYTES",
+    "MAX_UPDATE_AGENTS",
+    "AgentMeta",
+    "ContractError",
+    "DistanceUpdate",
+    "DropResult",
+    "NamespaceState",
+    "NodeOwners",
+    "RuntimeConfig",
+    "RuntimeCounters",
+    "ScaleSimRuntime",
+    "TreeNode",
+    "UpdateResult",
+    "owner_key",
+    "parse_agent_meta",
+    "parse_distance_update",
+    "split_owner",
+    "stable_node",
+]

@@ -1,0 +1,72 @@
+"""The runtime's settings: one frozen record, built from the eviction policy's JSON config.
+
+Who calls it: SGLang builds the ``scalesim`` eviction strategy with the keyword arguments of
+``--radix-eviction-policy-config`` JSON; the strategy hands them to
+:meth:`RuntimeConfig.from_mapping`, which rejects unknown keys with a
+:class:`~scalesim.config.ConfigError` naming them (at server startup, as SGLang's own policies
+fail). The replay builds one from its own settings.
+
+Invariants: every value is checked in ``__post_init__``; a config never changes once built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from scalesim.config import ConfigError
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Keys of ``--radix-eviction-policy-config`` (JSON name = field name).
+
+    - ``horizon`` (number > 0 or null, default null): a distance older than this, in the
+      namespace's time unit, reads as unknown; null keeps distances until replaced.
+    - ``overdue_grace`` (number > 0 or null, default null): a predicted call this late reads
+      as unknown, so a wrong hint stops pinning an agent's state as nearest.
+    - ``prefetch`` (bool, default true): load host-resident prefixes of the nearest agents back
+      to the device ahead of their calls (needs a HiCache host tier; no effect without one).
+    - ``prefetch_window`` (number >= 0, default 2): prefetch for agents expected within this
+      much time of their namespace's clock.
+    - ``prefetch_budget_tokens`` (int >= 0, default 8192): most tokens queued for prefetch at
+      one scheduler step.
+    """
+
+    horizon: float | None = None
+    overdue_grace: float | None = None
+    prefetch: bool = True
+    prefetch_window: float = 2.0
+    prefetch_budget_tokens: int = 8192
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "overdue_grace"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 < value < math.inf):
+                raise ConfigError(f"{name} must be a number > 0 or null, got {value!r}")
+        if not isinstance(self.prefetch, bool):
+            raise ConfigError(f"prefetch must be true or false, got {self.prefetch!r}")
+        window = self.prefetch_window
+        if not (_is_number(window) and 0 <= window < math.inf):
+            raise ConfigError(f"prefetch_window must be a finite number >= 0, got {window!r}")
+        budget = self.prefetch_budget_tokens
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise ConfigError(f"prefetch_budget_tokens must be an int >= 0, got {budget!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object] | None) -> RuntimeConfig:
+        """Build from JSON-like values; unknown keys raise :class:`ConfigError` naming them."""
+        values = values or {}
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(str(key) for key in values if key not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown scalesim eviction policy config key(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))

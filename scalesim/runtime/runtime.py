@@ -1,0 +1,274 @@
+"""The ScaleSim runtime: everything that decides, driven by the live server and the replay alike.
+
+Who calls it: in the server, SGLang's ``scalesim`` eviction strategy owns one runtime per
+scheduler process and the hooks reach it through the cache (``tree_core.eviction_strategy``);
+they feed it request metadata, control updates, inserts, splits and removals, and ask it for
+eviction ranks and prefetch plans. The trace replay drives the same object with the trace's
+hints and its own tree. Pure Python: the distance core and the planner, no torch or sglang.
+
+Invariants:
+- Time is per namespace (one simulation's clock, in its own unit) and only moves forward; it
+  comes from the inputs (updates, request metadata), never from a wall clock, so every
+  tensor-parallel rank fed the same stream makes the same decisions.
+- Ranks are relative: an owner ranks by ``next_call - clock`` of its own namespace, so owners of
+  different simulations compare by how soon they call, and keys built at one instant compare.
+- An update is checked whole (versions, clock) before any of it is applied.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from scalesim.distance import KNOWN, UNKNOWN_RANK, DistanceTable, Knowledge, OwnerRank, RankKey
+from scalesim.distance.table import Source
+from scalesim.memory.plan import PrefetchPlan
+from scalesim.memory.planner import MemoryPlanner
+from scalesim.memory.resource import Resource
+
+from .config import RuntimeConfig
+from .contract import AgentMeta, ContractError, DistanceUpdate, owner_key, split_owner
+from .owners import NodeOwners, TreeNode, stable_node
+
+
+@dataclass
+class Namespace:
+    """One simulation's clock and the version of its last accepted update (None before any)."""
+
+    clock: float = 0.0
+    version: int | None = None
+    due: list[tuple[float, str]] = field(default_factory=list)  # (eta, owner) heap, lazy
+
+
+@dataclass
+class RuntimeCounters:
+    """What the runtime did since it started (api.md section 4 names, without the prefix)."""
+
+    distance_updates: int = 0  # agent entries applied, from updates and request metadata
+    rejected_updates: int = 0
+    kv_prefetch_tokens: int = 0
+    kv_prefetch_failures: int = 0
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """The answer to an accepted distance update."""
+
+    namespace: str
+    applied: int
+    version: int | None
+    clock: float
+
+
+@dataclass(frozen=True)
+class DropResult:
+    """What forgetting a namespace dropped."""
+
+    namespace: str
+    agents: int
+    owners: int
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    """A read-only view of one namespace."""
+
+    name: str
+    clock: float
+    version: int | None
+    agents: int
+
+
+class ScaleSimRuntime:
+    """Distances, ownership and the decisions built on them, for one scheduler process."""
+
+    def __init__(self, config: RuntimeConfig | None = None) -> None:
+        self.config = config if config is not None else RuntimeConfig()
+        self.table = DistanceTable(
+            horizon=self.config.horizon, overdue_grace=self.config.overdue_grace
+        )
+        self.owners = NodeOwners()
+        self.counters = RuntimeCounters()
+        self._namespaces: dict[str, Namespace] = {}
+        self._planner = MemoryPlanner(self)
+
+    # ---- inputs -------------------------------------------------------------------------
+    def advance(self, namespace: str, clock: float) -> None:
+        """Move ``namespace``'s clock to ``clock`` (never backwards)."""
+        state = self._namespace(namespace)
+        state.clock = max(state.clock, clock)
+
+    def observe(self, meta: AgentMeta) -> str:
+        """A request arrived with ``meta``: advance its clock, apply its ``next_call``.
+
+        Returns the request's owner key.
+        """
+        if meta.clock is not None:
+            self.advance(meta.namespace, meta.clock)
+        if meta.next_call is not None:
+            self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
+        return meta.owner
+
+    def predict(
+        self,
+        namespace: str,
+        next_calls: dict[str, float | None],
+        *,
+        source: Source = Source.HINT,
+    ) -> int:
+        """Set agents' absolute next-call times at the namespace's clock; returns how many."""
+        state = self._namespace(namespace)
+        distances = {
+            owner_key(namespace, agent): None if at is None else max(0.0, at - state.clock)
+            for agent, at in next_calls.items()
+        }
+        applied = self.table.update_batch(distances, now=state.clock, source=source)
+        for owner, distance in distances.items():
+            if distance is not None:
+                heapq.heappush(state.due, (state.clock + distance, owner))
+        self._compact_due(state)
+        self.counters.distance_updates += applied
+        return applied
+
+    def apply(self, update: DistanceUpdate) -> UpdateResult:
+        """Apply a checked control update, all or nothing.
+
+        Raises:
+            ContractError: (409) a version not newer than the namespace's, or a clock that
+                moves backwards; nothing is applied.
+        """
+        state = self._namespaces.get(update.namespace, Namespace())
+        last_version = -1 if state.version is None else state.version
+        if update.version is not None and update.version <= last_version:
+            self.counters.rejected_updates += 1
+            raise ContractError(
+                f"version {update.version} is not newer than {state.version}", status=409
+            )
+        if update.clock < state.clock:
+            self.counters.rejected_updates += 1
+            raise ContractError(
+                f"clock {update.clock} is older than the namespace's {state.clock}", status=409
+            )
+        self.advance(update.namespace, update.clock)
+        applied = self.predict(update.namespace, dict(update.next_call), source=Source.TABLE)
+        withdrawn = [owner_key(update.namespace, agent) for agent in update.unknown]
+        applied += self.table.forget(withdrawn, now=update.clock)
+        state = self._namespaces[update.namespace]
+        if update.version is not None:
+            state.version = update.version
+        return UpdateResult(update.namespace, applied, state.version, state.clock)
+
+    def drop_namespace(self, namespace: str) -> DropResult | None:
+        """Forget a finished simulation: its agents rank as unknown. None if it is unknown."""
+        state = self._namespaces.pop(namespace, None)
+        if state is None:
+            return None
+        prefix = owner_key(namespace, "")
+        agents = [agent for agent in self.table.agents() if agent.startswith(prefix)]
+        dropped = self.table.forget(agents, now=state.clock)
+        owners = self.owners.drop(self.owners.owners_with_prefix(prefix))
+        return DropResult(namespace, dropped, owners)
+
+    def record_path(
+        self, end: TreeNode | None, owner: str, *, end_tokens: int, stable_tokens: int
+    ) -> None:
+        """``owner`` inserted a path ending at ``end``; it owns the part before ``stable_tokens``.
+
+        The live server owns the whole inserted path; the replay, knowing which trailing
+        segment the next call will not repeat, passes its stable prefix length.
+        """
+        if end is None:
+            return
+        node = stable_node(end, end_tokens=end_tokens, stable_tokens=stable_tokens)
+        if node is not None:
+            self.owners.record_path(node, owner)
+
+    # ---- decisions ----------------------------------------------------------------------
+    def rank_key(
+        self, owners: Iterable[str], last_use: float, *, now: float = 0.0, tiebreak: str = ""
+    ) -> RankKey:
+        """Eviction rank of state owned by ``owners`` (lower: evict sooner).
+
+        ``now`` is time elapsed past every namespace's clock (0: the present); the nearest
+        owner decides, by its distance from its own namespace's clock.
+        """
+        best = UNKNOWN_RANK
+        for owner in owners:
+            clock = self._clock_of(owner) + now
+            rank = self.table.owner_rank(owner, now=clock)
+            if rank.known == KNOWN:
+                rank = OwnerRank(KNOWN, rank.neg_eta + clock)
+            best = max(best, rank)
+        return RankKey(best.known, best.neg_eta, last_use, tiebreak)
+
+    def node_rank(self, node: TreeNode, last_use: float) -> RankKey:
+        """The eviction rank of a radix node (tie-broken by its id)."""
+        return self.rank_key(self.owners.of(node), last_use, tiebreak=f"{node.id:012d}")
+
+    def due_owners(self) -> list[str]:
+        """Owners expected within the prefetch window, nearest first (ties by key)."""
+        window = self.config.prefetch_window
+        found: list[tuple[float, str]] = []
+        for state in self._namespaces.values():
+            kept: list[tuple[float, str]] = []
+            while state.due and state.due[0][0] <= state.clock + window:
+                eta, owner = heapq.heappop(state.due)
+                lookup = self.table.lookup(owner, now=state.clock)
+                if lookup.knowledge is Knowledge.KNOWN and lookup.eta == eta:
+                    kept.append((eta, owner))
+                    found.append((eta - state.clock, owner))
+            for item in kept:
+                heapq.heappush(state.due, item)
+        return [owner for _, owner in sorted(set(found))]
+
+    def plan_prefetch(
+        self, resources: Sequence[Resource], *, free_bytes: int, budget_bytes: int
+    ) -> PrefetchPlan:
+        """Host resources to load back (nearest first) within ``budget_bytes``, making room only
+        by evicting device resources whose nearest owner calls strictly later."""
+        return self._planner.prefetch_plan(
+            resources,
+            now=0.0,
+            window=self.config.prefetch_window,
+            budget_bytes=budget_bytes,
+            device_free_bytes=free_bytes,
+        )
+
+    def is_near(self, owners: Iterable[str]) -> bool | None:
+        """True if the nearest owner calls within the prefetch window, False if later, None if
+        no owner has a known distance."""
+        rank = self.rank_key(owners, 0.0)
+        remaining = rank.remaining(0.0)
+        return None if remaining is None else remaining <= self.config.prefetch_window
+
+    # ---- views --------------------------------------------------------------------------
+    def namespaces(self) -> list[NamespaceState]:
+        """Every namespace, by name."""
+        counts: dict[str, int] = {}
+        for owner in self.table.agents():
+            namespace, _ = split_owner(owner)
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return [
+            NamespaceState(name, state.clock, state.version, counts.get(name, 0))
+            for name, state in sorted(self._namespaces.items())
+        ]
+
+    def _namespace(self, name: str) -> Namespace:
+        state = self._namespaces.get(name)
+        if state is None:
+            state = self._namespaces[name] = Namespace()
+        return state
+
+    def _clock_of(self, owner: str) -> float:
+        state = self._namespaces.get(split_owner(owner)[0])
+        return 0.0 if state is None else state.clock
+
+    def _compact_due(self, state: Namespace) -> None:
+        if len(state.due) > 2 * len(self.table) + 64:
+            live = []
+            for _, owner in state.due:
+                entry = self.table.lookup(owner, now=state.clock).entry
+                if entry is not None and entry.eta is not None:
+                    live.append((entry.eta, owner))
+            state.due = sorted(set(live))

@@ -1,0 +1,100 @@
+"""Host-tier prefetch in the live server: queue load-backs of the nearest agents' prefixes.
+
+Who calls it: the AFTER hook on ``Scheduler._process_hicache_events`` (``scalesim.patches``),
+once per scheduler iteration, after the TP-wide HiCache drain, so every rank decides alike.
+The runtime chooses (:meth:`~scalesim.runtime.ScaleSimRuntime.plan_prefetch`: nearest first,
+within the step's token budget, making room only by evicting device state whose owners call
+strictly later); this module only measures the tree and calls SGLang's own
+``UnifiedRadixCache.load_back``, leaving the copy queued for the next prefill batch to start
+(never ``ready_to_load_host_cache`` here: a batch without loads of its own would read KV that
+has not arrived).
+
+Invariants: a prefetch never fails or delays a request beyond stock behaviour: a prefix the
+request reaches first is no longer host-only (nothing to do), a load-back SGLang refuses (memory
+short, below its threshold) is counted as a failure and dropped, and any error is contained by
+the hook's guard. Planning unit: one token (``size_bytes`` of the planner records = tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from scalesim.memory.resource import Resource, Tier
+from scalesim.runtime import ScaleSimRuntime
+from scalesim.sglang.eviction import runtime_of
+
+
+class _HostPrefix(NamedTuple):
+    owner: str
+    end: Any  # the owner's path end node (evicted, backed up)
+    n_tokens: int  # host-only tokens on the path
+
+
+def prefetch_step(scheduler: Any) -> None:
+    """Plan and queue this step's prefetches (no-op without ScaleSim, prefetch or a host tier)."""
+    cache: Any = getattr(scheduler, "tree_cache", None)
+    runtime = runtime_of(cache)
+    if runtime is None or not runtime.config.prefetch:
+        return
+    if not getattr(scheduler, "enable_hierarchical_cache", False):
+        return
+    candidates = _host_prefixes(runtime, min_tokens=max(1, int(cache.load_back_threshold)))
+    if not candidates:
+        return
+    free_tokens = int(cache.token_to_kv_pool_allocator.available_size())
+    resources = [
+        Resource(
+            item.owner, (item.owner,), item.n_tokens, Tier.HOST, float(item.end.last_access_time)
+        )
+        for item in candidates.values()
+    ]
+    if sum(item.n_tokens for item in candidates.values()) > free_tokens:
+        resources += _device_branches(cache, runtime)
+    plan = runtime.plan_prefetch(
+        resources, free_bytes=free_tokens, budget_bytes=runtime.config.prefetch_budget_tokens
+    )
+    for owner in plan.fetch:
+        item = candidates[owner]
+        if cache.load_back(item.end.id, mem_quota=None, req=None):
+            runtime.counters.kv_prefetch_tokens += item.n_tokens
+        else:
+            runtime.counters.kv_prefetch_failures += 1
+
+
+def _host_prefixes(runtime: ScaleSimRuntime, *, min_tokens: int) -> dict[str, _HostPrefix]:
+    """Due owners whose path ends in host-only nodes that can all be loaded back."""
+    found: dict[str, _HostPrefix] = {}
+    for owner in runtime.due_owners():
+        end: Any = runtime.owners.end_of(owner)
+        if end is None or not end.evicted:
+            continue
+        n_tokens = _host_only_tokens(end)
+        if n_tokens is not None and n_tokens >= min_tokens:
+            found[owner] = _HostPrefix(owner, end, n_tokens)
+    return found
+
+
+def _host_only_tokens(end: Any) -> int | None:
+    """Tokens on ``end``'s path that are evicted from the device but backed up on the host;
+    None if a segment is gone from both tiers (the request will recompute it anyway)."""
+    n_tokens, node = 0, end
+    while node.parent is not None and node.evicted:
+        if not node.backuped:
+            return None
+        n_tokens += len(node.key)
+        node = node.parent
+    return n_tokens
+
+
+def _device_branches(cache: Any, runtime: ScaleSimRuntime) -> list[Resource]:
+    """Every evictable device leaf as a planner record, owned as the runtime sees it."""
+    return [
+        Resource(
+            f"node:{leaf.id}",
+            tuple(runtime.owners.of(leaf)),
+            len(leaf.key),
+            Tier.DEVICE,
+            float(leaf.last_access_time),
+        )
+        for leaf in sorted(cache.tree_core.evictable_device_leaves, key=lambda node: node.id)
+    ]
