@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from scalesim.memory.resource import Resource, Tier
 from scalesim.runtime import ScaleSimRuntime
 from scalesim.sglang.eviction import runtime_of
+from scalesim.sglang.tree import evictable_branches
 
 
 class _HostPrefix(NamedTuple):
@@ -87,14 +88,14 @@ def _host_only_tokens(end: Any) -> int | None:
 
 
 def _device_branches(cache: Any, runtime: ScaleSimRuntime) -> list[Resource]:
-    """Every evictable device leaf as a planner record, owned as the runtime sees it."""
+    """Every evictable device branch as a planner record, owned as the runtime sees it."""
     return [
         Resource(
-            f"node:{leaf.id}",
-            tuple(runtime.owners.of(leaf)),
-            len(leaf.key),
+            f"node:{node.id}",
+            tuple(runtime.owners.of(node)),
+            n_tokens,
             Tier.DEVICE,
-            float(leaf.last_access_time),
+            float(node.last_access_time),
         )
-        for leaf in sorted(cache.tree_core.evictable_device_leaves, key=lambda node: node.id)
+        for node, n_tokens in evictable_branches(cache.tree_core)
     ]
