@@ -11,6 +11,7 @@ handling SGLang's own: SIGTERM or SIGINT to this pid stops the server and all it
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -95,6 +96,8 @@ def plan_serve(
     if _flag_value(sglang_argv, "--device") == DeviceMode.CPU.value:
         overrides["device_mode"] = DeviceMode.CPU.value
     config = base.with_overrides(overrides)
+    if config.enabled:
+        check_policy_config(sglang_argv)
     return ServePlan(
         config=config,
         sglang_argv=tuple(_sglang_args(sglang_argv, config)),
@@ -116,6 +119,30 @@ def serve(argv: Sequence[str]) -> NoReturn:
         raise SystemExit(f"scalesim serve: {err}") from err
     command = plan.command()
     os.execve(command[0], command, dict(plan.env))
+
+
+def check_policy_config(sglang_argv: Sequence[str]) -> None:
+    """With ``--radix-eviction-policy scalesim``, check ``--radix-eviction-policy-config`` here,
+    so that an unknown or bad key stops ``scalesim serve`` with one clear line instead of a
+    scheduler traceback.
+
+    Raises:
+        ConfigError: the JSON is not an object, or a key is unknown or invalid.
+    """
+    from scalesim.runtime import RuntimeConfig
+
+    if (_flag_value(sglang_argv, "--radix-eviction-policy") or "").lower() != "scalesim":
+        return
+    text = _flag_value(sglang_argv, "--radix-eviction-policy-config")
+    if text is None:
+        return
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--radix-eviction-policy-config is not valid JSON: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError("--radix-eviction-policy-config must be a JSON object")
+    RuntimeConfig.from_mapping(values)
 
 
 def _sglang_args(argv: list[str], config: ScaleSimConfig) -> list[str]:

@@ -70,6 +70,22 @@ def test_config_file_with_unknown_key_is_rejected(tmp_path: Path) -> None:
         plan_serve(["--scalesim-config", str(path)], environ={}, cuda_available=True)
 
 
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ('{"prefetch_windw": 2}', "prefetch_windw"),
+        ('{"horizon": -1}', "horizon"),
+        ("[1]", "object"),
+    ],
+)
+def test_scalesim_policy_config_is_checked_before_launch(config: str, named: str) -> None:
+    argv = ["--radix-eviction-policy", "scalesim", "--radix-eviction-policy-config", config]
+    with pytest.raises(ConfigError, match=named):
+        plan_serve(argv, environ={}, cuda_available=True)
+    other_policy = ["--radix-eviction-policy", "lru", "--radix-eviction-policy-config", config]
+    plan_serve(other_policy, environ={}, cuda_available=True)  # SGLang's own policy: SGLang's check
+
+
 def test_serve_help_documents_scalesim_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--help"])
