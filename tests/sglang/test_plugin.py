@@ -112,21 +112,54 @@ def test_disabled_scalesim_registers_no_hooks_but_keeps_cpu_mode() -> None:
     result = _run(
         """
         import torch
-        import sglang.srt.mem_cache.utils as utils
         from scalesim.sglang import cpu_compat
+        from scalesim.patches.registration import resolve_target
+        from scalesim.patches.table import HOOKS
+        from sglang.srt.arg_groups.choices import RADIX_EVICTION_POLICY_CHOICES
         from sglang.srt.plugins import load_plugins
-        original = utils.get_eviction_strategy
+        from sglang.srt.plugins.hook_registry import HookRegistry
+        originals = {spec.target: resolve_target(spec.target) for spec in HOOKS}
         load_plugins()
         pinned = torch.empty(2, pin_memory=True)
         print(json.dumps({
-            "same": utils.get_eviction_strategy is original,
+            "unchanged": all(resolve_target(t) is fn for t, fn in originals.items()),
+            "choice": "scalesim" in RADIX_EVICTION_POLICY_CHOICES,
+            "scalesim_hooks": [
+                target for target, hooks in HookRegistry._hooks.items() for _, hook, _ in hooks
+                if getattr(hook, "__module__", "").startswith("scalesim")
+            ],
             "cpu_compat": cpu_compat.is_applied(),
             "host_register": torch.cuda.cudart().cudaHostRegister(pinned.data_ptr(), 8, 0),
         }))
         """,
         ["--scalesim-disable"],
     )
-    assert result == {"same": True, "cpu_compat": True, "host_register": 0}
+    assert result == {
+        "unchanged": True,
+        "choice": False,
+        "scalesim_hooks": [],
+        "cpu_compat": True,
+        "host_register": 0,
+    }
+
+
+def test_plugin_refuses_to_load_on_another_sglang_version() -> None:
+    """The version gate, as SGLang runs it: load() in a process whose sglang reports 0.5.22."""
+    env = dict(plan_serve(["--device", "cpu"], environ={}, cuda_available=False).env)
+    script = textwrap.dedent(
+        """
+        from importlib import metadata
+        real_version = metadata.version
+        metadata.version = lambda name: "0.5.22" if name == "sglang" else real_version(name)
+        from scalesim.sglang.plugin import load
+        load()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=_TIMEOUT_S
+    )
+    assert done.returncode != 0
+    assert "refused to load" in done.stderr and "needs sglang==0.5.23" in done.stderr
 
 
 def test_unpatchable_target_fails_loudly() -> None:
