@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -28,18 +31,35 @@ def _load_standin():  # type: ignore[no-untyped-def]
     return module
 
 
+_TRITON_REFERENCE = """
+import importlib.util, sys, torch
+from sglang.srt.mem_cache.allocation import assign_req_to_token_pool
+spec = importlib.util.spec_from_file_location("standin", sys.argv[1])
+standin = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(standin)
+rows, starts, ends = torch.tensor([2, 0, 3]), torch.tensor([1, 0, 4]), torch.tensor([3, 2, 9])
+out_cache_loc = torch.arange(7, 7 + int((ends - starts).sum()), dtype=torch.int64)
+expected = torch.zeros(4, 40, dtype=torch.int64)
+assign_req_to_token_pool[(3,)](rows, expected, starts, ends, out_cache_loc, 40, 4)
+actual = torch.zeros(4, 40, dtype=torch.int64)
+standin.assign_req_to_token_pool_cpu(rows, actual, starts, ends, out_cache_loc, 40)
+print(int(expected.count_nonzero()), torch.equal(actual, expected))
+"""
+
+
 def test_standin_assign_req_to_token_pool_matches_the_triton_kernel() -> None:
-    standin = _load_standin()
-    req_to_token = torch.zeros(3, 6, dtype=torch.int64)
-    standin.assign_req_to_token_pool_cpu(
-        torch.tensor([2, 0]),
-        req_to_token,
-        torch.tensor([1, 0]),
-        torch.tensor([3, 2]),
-        torch.tensor([7, 8, 9, 10]),
-        6,
+    """The stand-in against SGLang's own Triton kernel on the same inputs (requests with
+    different pool rows, offsets and lengths). The kernel runs under ``TRITON_INTERPRET=1`` in
+    a subprocess: the variable must be set before ``@triton.jit`` runs and would leak here."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRITON_REFERENCE, str(STANDIN_DIR / "sgl_kernel" / "__init__.py")],
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert req_to_token.tolist() == [[9, 10, 0, 0, 0, 0], [0] * 6, [0, 7, 8, 0, 0, 0]]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["9", "True"]  # 9 slots written by the kernel, all equal
 
 
 def test_standin_unsupported_op_raises_with_its_name() -> None:
