@@ -82,7 +82,16 @@ def enabled_process() -> dict[str, object]:
         load_plugins()
         from sglang.srt.arg_groups.choices import RADIX_EVICTION_POLICY_CHOICES
         from sglang.srt.mem_cache.utils import get_eviction_strategy
+        from scalesim.config import ConfigError
+        try:
+            get_eviction_strategy("scalesim", {"prefetch_windw": 3})
+            unknown_key = "accepted"
+        except ConfigError as err:
+            unknown_key = str(err)
+        strategy = get_eviction_strategy("scalesim", {"horizon": 5.0, "prefetch_window": 3})
         print(json.dumps({
+            "config": [strategy.runtime.config.horizon, strategy.runtime.config.prefetch_window],
+            "unknown_key": unknown_key,
             "patched": {s.target: is_patched(s, originals[s.target]) for s in HOOKS},
             "choice": RADIX_EVICTION_POLICY_CHOICES.count("scalesim"),
             "scalesim": type(get_eviction_strategy("scalesim", {"horizon": 5.0})).__name__,
@@ -106,6 +115,13 @@ def test_scalesim_policy_is_registered_and_others_stay_sglangs(
     assert enabled_process["choice"] == 1
     assert enabled_process["scalesim"] == "ScaleSimStrategy"
     assert enabled_process["lru"] == "LRUStrategy"
+
+
+def test_scalesim_policy_config_goes_through_the_hook(enabled_process: dict[str, object]) -> None:
+    """SGLang's own ``get_eviction_strategy`` (hooked) builds the runtime from the JSON keys
+    and refuses an unknown key by name."""
+    assert enabled_process["config"] == [5.0, 3]
+    assert "prefetch_windw" in str(enabled_process["unknown_key"])
 
 
 def test_disabled_scalesim_registers_no_hooks_but_keeps_cpu_mode() -> None:
