@@ -3,8 +3,11 @@
 Builds the tiny random-weight model (once, under ``$SCALESIM_HOME`` or ``~/.cache/scalesim``),
 starts ``scalesim serve`` on a free loopback port (CPU development mode where there is no GPU),
 and drives rounds of chat completions through the official ``openai`` client: every agent has its
-own persona prefix and LoRA adapter and names itself in ``extra_body``. Prints per-round progress
-and a summary (requests, prompt and cached tokens, wall time); the server is always stopped.
+own persona prefix and LoRA adapter, names itself in ``extra_body`` and says when it will call
+again (agent ``a<i>`` speaks every ``1 + i % 3`` rounds). The device KV pool holds about half of
+the agents' prefixes, so the server evicts under memory pressure, farthest next call first.
+Prints per-round progress and a summary (requests, prompt and cached tokens, wall time); the
+server is always stopped.
 """
 
 from __future__ import annotations
@@ -74,7 +77,13 @@ def default_home() -> Path:
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options (used by ``scalesim demo``)."""
     parser.add_argument("--agents", type=int, default=24, help="number of agents (default 24)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of requests (default 3)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of requests (default 6)")
+    parser.add_argument(
+        "--pool-tokens",
+        type=int,
+        default=2048,
+        help="device KV pool size in tokens (default 2048: about half of 24 agents' prefixes)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--model-dir", type=Path, help="tiny model folder (default: cache dir)")
     parser.add_argument("--port", type=int, help="server port (default: a free one)")
@@ -82,8 +91,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_demo_from_args(options: argparse.Namespace) -> int:
     """Run the demo as ``scalesim demo`` parsed it; returns the exit code."""
-    if options.agents < 1 or options.rounds < 1 or options.concurrency < 1:
-        raise SystemExit("scalesim demo: --agents, --rounds and --concurrency must be >= 1")
+    if min(options.agents, options.rounds, options.concurrency) < 1 or options.pool_tokens < 1024:
+        raise SystemExit(
+            "scalesim demo: --agents, --rounds and --concurrency must be >= 1, "
+            "--pool-tokens >= 1024"
+        )
     home = default_home()
     model_dir = options.model_dir or home / f"tiny-model-{options.agents}-loras"
     print(f"[demo] tiny model with {options.agents} adapters in {model_dir}", flush=True)
@@ -92,7 +104,9 @@ def run_demo_from_args(options: argparse.Namespace) -> int:
     print(f"[demo] starting scalesim serve (log: {log_path})", flush=True)
     try:
         with running_server(
-            serve_arguments(model, max_loras_per_batch=options.concurrency),
+            serve_arguments(
+                model, max_loras_per_batch=options.concurrency, pool_tokens=options.pool_tokens
+            ),
             log_path=log_path,
             port=options.port,
         ) as server:
@@ -110,14 +124,15 @@ def run_demo_from_args(options: argparse.Namespace) -> int:
     return 0
 
 
-def serve_arguments(model: TinyModel, *, max_loras_per_batch: int) -> list[str]:
-    """``scalesim serve`` arguments: the tiny model, all its adapters, ScaleSim's eviction."""
+def serve_arguments(model: TinyModel, *, max_loras_per_batch: int, pool_tokens: int) -> list[str]:
+    """``scalesim serve`` arguments: the tiny model, all its adapters, ScaleSim's eviction, a
+    device KV pool of ``pool_tokens`` tokens."""
     import torch
 
     args = ["--model-path", str(model.path), "--served-model-name", SERVED_MODEL_NAME]
     args += ["--enable-lora", "--lora-paths", *model.sglang_lora_paths()]
     args += ["--max-loras-per-batch", str(max_loras_per_batch)]
-    args += ["--radix-eviction-policy", "scalesim"]
+    args += ["--radix-eviction-policy", "scalesim", "--max-total-tokens", str(pool_tokens)]
     if not torch.cuda.is_available():
         args += ["--device", "cpu"]
     return args
@@ -126,7 +141,7 @@ def serve_arguments(model: TinyModel, *, max_loras_per_batch: int) -> list[str]:
 def run_workload(
     server: RunningServer, model: TinyModel, *, n_rounds: int, concurrency: int
 ) -> DemoSummary:
-    """Every round, each agent (one per adapter) asks what to do next; rounds run in order."""
+    """Every round, each agent due that round asks what to do next; rounds run in order."""
     client = OpenAI(base_url=server.openai_base_url, api_key="scalesim-demo")
     calls: list[AgentCall] = []
     started = time.monotonic()
@@ -136,6 +151,7 @@ def run_workload(
             futures = [
                 pool.submit(_ask, client, model, agent=agent, round_index=round_index)
                 for agent in range(len(model.adapters))
+                if round_index % period(agent) == 0
             ]
             results = [future.result() for future in futures]
             calls += results
@@ -148,6 +164,11 @@ def run_workload(
         startup_s=server.startup_s,
         workload_s=time.monotonic() - started,
     )
+
+
+def period(agent: int) -> int:
+    """Rounds between two calls of ``agent``: 1, 2 or 3."""
+    return 1 + agent % 3
 
 
 def persona(agent: int, *, n_words: int = 120) -> str:
@@ -166,7 +187,16 @@ def _ask(client: OpenAI, model: TinyModel, *, agent: int, round_index: int) -> A
         ],
         max_tokens=16,
         temperature=0.0,
-        extra_body={"custom_params": {"scalesim": {"agent": f"a{agent}"}}},
+        extra_body={
+            "custom_params": {
+                "scalesim": {
+                    "agent": f"a{agent}",
+                    "namespace": "demo",
+                    "clock": round_index,
+                    "next_call": round_index + period(agent),
+                }
+            }
+        },
     )
     usage = response.usage
     if usage is None:
