@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sglang.srt.plugins.hook_registry import HookType
 
-from . import mem_cache, scheduler
+from . import control, mem_cache, scheduler
 from .spec import HookSpec, Subsystem
 
 _TREE_CORE = "sglang.srt.mem_cache.unified_cache.unified_tree_core.UnifiedTreeCore"
@@ -65,13 +65,81 @@ SCHEDULER_HOOKS: tuple[HookSpec, ...] = (
     ),
 )
 
-#: The whole table, in registration order.
-HOOKS: tuple[HookSpec, ...] = (*MEM_CACHE_HOOKS, *SCHEDULER_HOOKS)
+_TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerControlMixin"
+_OPENAI = "sglang.srt.entrypoints.openai"
+
+#: Control-plane hooks every process installs (the scheduler side of the control channel).
+CONTROL_HOOKS: tuple[HookSpec, ...] = (
+    HookSpec(
+        subsystem=Subsystem.SCHEDULER,
+        target=f"{_SCHEDULER}.init_request_dispatcher",
+        hook=control.after_init_request_dispatcher,
+        hook_type=HookType.AFTER,
+        why="schedulers answer ScaleSim's control messages (distances, state, drop namespace)",
+    ),
+)
+
+#: Hooks of the main (HTTP) process only: their targets live in modules that the scheduler,
+#: detokenizer and data-parallel processes never import (the HTTP server, the tokenizer).
+HTTP_HOOKS: tuple[HookSpec, ...] = (
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target=f"{_OPENAI}.serving_chat.OpenAIServingChat._validate_request",
+        hook=control.around_validate_openai_request,
+        hook_type=HookType.AROUND,
+        why="malformed custom_params.scalesim on /v1/chat/completions is a 400 (api.md 1)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target=f"{_OPENAI}.serving_completions.OpenAIServingCompletion._validate_request",
+        hook=control.around_validate_openai_request,
+        hook_type=HookType.AROUND,
+        why="malformed custom_params.scalesim on /v1/completions is a 400 (api.md 1)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target="sglang.srt.entrypoints.http_server.generate_contract_error",
+        hook=control.around_generate_contract_error,
+        hook_type=HookType.AROUND,
+        why="malformed sampling_params.custom_params.scalesim on /generate is a 400 (api.md 1)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target="sglang.srt.managers.tokenizer_manager.TokenizerManager._validate_one_request",
+        hook=control.before_validate_one_request,
+        hook_type=HookType.BEFORE,
+        why="no other route lets malformed metadata reach the scheduler (it cannot decode it)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target=f"{_TOKENIZER_CONTROL}.init_communicators",
+        hook=control.after_init_communicators,
+        hook_type=HookType.AFTER,
+        why="control endpoints get the schedulers' replies (SGLang's FanOutCommunicator)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.HTTP,
+        target=f"{_TOKENIZER_CONTROL}.update_control_communicator_fan_out",
+        hook=control.after_update_control_communicator_fan_out,
+        hook_type=HookType.AFTER,
+        why="control calls wait for one reply per data-parallel worker, as SGLang's own do",
+    ),
+)
+
+#: The whole table every process installs, in registration order.
+HOOKS: tuple[HookSpec, ...] = (*MEM_CACHE_HOOKS, *SCHEDULER_HOOKS, *CONTROL_HOOKS)
 
 #: The hooks that keep tree ownership in step; the trace replay installs these alone.
 TREE_HOOKS: tuple[HookSpec, ...] = MEM_CACHE_HOOKS[1:3]
 
 
 def register_extras() -> None:
-    """Non-hook registrations through SGLang's own extension points (CLI choice lists)."""
+    """Non-hook registrations through SGLang's own extension points (CLI choice lists, IPC
+    message types); every process."""
     mem_cache.add_policy_choice()
+    control.register_message_types()
+
+
+def register_http_extras() -> None:
+    """Registrations of the main (HTTP) process only: the control routes on SGLang's app."""
+    control.add_routes()

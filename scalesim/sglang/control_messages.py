@@ -23,7 +23,7 @@ from sglang.srt.managers.io_struct import BaseReq
 _SUMMED_STATE_KEYS = ("owned_nodes", "path_owners", "tokens", "counters")
 
 
-class ScaleSimDistancesReqInput(BaseReq, kw_only=True):
+class ScaleSimDistancesReqInput(BaseReq, kw_only=True):  # type: ignore[call-arg]
     """``POST /scalesim/v1/distances``, checked (``next_call`` values are absolute times)."""
 
     namespace: str
@@ -33,19 +33,19 @@ class ScaleSimDistancesReqInput(BaseReq, kw_only=True):
     unknown: list[str]
 
 
-class ScaleSimStateReqInput(BaseReq, kw_only=True):
+class ScaleSimStateReqInput(BaseReq, kw_only=True):  # type: ignore[call-arg]
     """``GET /scalesim/v1/state``: a snapshot, of one namespace when ``namespace`` is set."""
 
     namespace: str | None = None
 
 
-class ScaleSimDropNamespaceReqInput(BaseReq, kw_only=True):
+class ScaleSimDropNamespaceReqInput(BaseReq, kw_only=True):  # type: ignore[call-arg]
     """``DELETE /scalesim/v1/namespaces/{namespace}``."""
 
     namespace: str
 
 
-class ScaleSimControlReqOutput(BaseReq, kw_only=True):
+class ScaleSimControlReqOutput(BaseReq, kw_only=True):  # type: ignore[call-arg]
     """A scheduler's answer to any ScaleSim control request: the HTTP status and JSON body."""
 
     status: int

@@ -6,7 +6,8 @@ parent reaches them). ``scalesim serve`` passes its validated config down in the
 ``SCALESIM_CONFIG`` environment variable; without it :func:`load` returns at once and SGLang is
 untouched. With it: the CPU development layer is applied when CPU mode was asked for and CUDA is
 absent, and, when ScaleSim is enabled, the SGLang version is checked (the one version gate) and
-every hook of ``scalesim.patches`` is registered and verified.
+every hook of ``scalesim.patches`` is registered and verified; the main (HTTP) process also
+gets the HTTP hooks (request metadata checks, the control channel) and the control routes.
 
 SGLang logs and swallows exceptions raised by a plug-in; a ScaleSim that is enabled but cannot
 install itself must not silently serve as stock SGLang, so failures end the process instead.
@@ -15,6 +16,7 @@ install itself must not silently serve as stock SGLang, so failures end the proc
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from importlib import metadata
 
@@ -65,10 +67,19 @@ def install(config: ScaleSimConfig) -> None:
         return
     check_sglang_version()
     from scalesim.patches.registration import HookTargetError, register_and_verify
-    from scalesim.patches.table import HOOKS, register_extras
+    from scalesim.patches.table import HOOKS, HTTP_HOOKS, register_extras, register_http_extras
 
     register_extras()
     try:
         register_and_verify(HOOKS)
+        if is_http_process():
+            register_and_verify(HTTP_HOOKS)
+            register_http_extras()
     except HookTargetError as err:
         raise PluginRefusedError(str(err)) from err
+
+
+def is_http_process() -> bool:
+    """True in SGLang's main process (HTTP server and tokenizer manager); its scheduler,
+    detokenizer and data-parallel processes are spawned children."""
+    return multiprocessing.parent_process() is None
