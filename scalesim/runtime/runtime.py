@@ -207,13 +207,20 @@ class ScaleSimRuntime:
         return self.rank_key(self.owners.of(node), last_use, tiebreak=f"{node.id:012d}")
 
     def due_owners(self) -> list[str]:
-        """Owners expected within the prefetch window, nearest first (ties by key)."""
+        """Owners expected within the prefetch window, nearest first (ties by key).
+
+        Only calls still ahead count: a predicted call already past its time (overdue) is not
+        prefetched for, since it did not come when expected; it leaves the due list for good
+        unless a new prediction is made.
+        """
         window = self.config.prefetch_window
         found: list[tuple[float, str]] = []
         for state in self._namespaces.values():
             kept: list[tuple[float, str]] = []
             while state.due and state.due[0][0] <= state.clock + window:
                 eta, owner = heapq.heappop(state.due)
+                if eta < state.clock:
+                    continue
                 lookup = self.table.lookup(owner, now=state.clock)
                 if lookup.knowledge is Knowledge.KNOWN and lookup.eta == eta:
                     kept.append((eta, owner))
