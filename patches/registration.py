@@ -1,8 +1,13 @@
 """Registers the hook table with SGLang's ``HookRegistry`` and verifies every target was patched.
 
 Called by the plug-in (``scalesim.sglang.plugin.load``) in every SGLang process when ScaleSim is
-enabled. SGLang's ``HookRegistry.apply_hooks`` only logs a target it fails to patch and carries
+enabled, and by the trace replay (``bench/replay/radix.py``) for ``TREE_HOOKS`` before it builds
+a cache. SGLang's ``HookRegistry.apply_hooks`` only logs a target it fails to patch and carries
 on; ScaleSim must not run half-patched, so :func:`register_and_verify` raises instead.
+
+Invariant: registration is idempotent. A spec whose hook already wraps its target in this
+process (an earlier call, the replay building many caches, the plug-in after the replay) is
+neither registered nor applied again, so no target is ever wrapped twice by the same hook.
 """
 
 from __future__ import annotations
@@ -21,16 +26,25 @@ class HookTargetError(RuntimeError):
 
 
 def register_and_verify(specs: Sequence[HookSpec]) -> None:
-    """Register every spec, let SGLang apply them now, then check each target really changed.
+    """Register every spec not applied yet, let SGLang apply them now, then check each target.
+
+    Specs already applied in this process (:func:`is_applied`) are skipped, as are repeats
+    within ``specs``; calling this twice with the same table changes nothing the second time.
 
     Raises:
         HookTargetError: naming every target that does not resolve or was not patched.
     """
-    originals = {spec.target: resolve_target(spec.target) for spec in specs}
+    pending: list[HookSpec] = []
     for spec in specs:
+        if spec not in pending and not is_applied(spec):
+            pending.append(spec)
+    if not pending:
+        return
+    originals = {spec.target: resolve_target(spec.target) for spec in pending}
+    for spec in pending:
         HookRegistry.register(spec.target, spec.hook, spec.hook_type)
     HookRegistry.apply_hooks()
-    unpatched = [spec for spec in specs if not is_patched(spec, originals[spec.target])]
+    unpatched = [spec for spec in pending if not is_patched(spec, originals[spec.target])]
     if unpatched:
         lines = "; ".join(f"{spec.target} ({spec.why})" for spec in unpatched)
         raise HookTargetError(f"SGLang left ScaleSim hook target(s) unpatched: {lines}")
@@ -55,3 +69,31 @@ def is_patched(spec: HookSpec, original: object) -> bool:
     if current is spec.hook:
         return True
     return current is not original and inspect.unwrap(current) is original  # type: ignore[arg-type]
+
+
+def is_applied(spec: HookSpec) -> bool:
+    """True if ``spec.hook`` already replaces its target or is a layer of its wrapper chain.
+
+    A feature probe of SGLang's ``HookRegistry``: each wrapper it builds keeps the wrapped
+    function in ``__wrapped__`` and the hook in its closure. Reading the chain itself (not the
+    registry's bookkeeping) stays right after ``HookRegistry.reset()``, which forgets what it
+    applied but leaves the targets wrapped.
+    """
+    layer: object = resolve_target(spec.target)
+    seen: set[int] = set()
+    while layer is not None and id(layer) not in seen:
+        if layer is spec.hook or _closes_over(layer, spec.hook):
+            return True
+        seen.add(id(layer))
+        layer = getattr(layer, "__wrapped__", None)
+    return False
+
+
+def _closes_over(function: object, value: object) -> bool:
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            if cell.cell_contents is value:
+                return True
+        except ValueError:  # an empty cell (a free variable not bound yet)
+            continue
+    return False

@@ -5,7 +5,9 @@ Who calls it: ``replay_policies`` (below) for the CLI and the sweep. One
 LoRA slots and a discrete-event model of one GPU: ready calls are admitted first come
 first served while the batch and the KV pool allow, admitted calls prefill (recomputed
 tokens at prefill speed, host hits at host-to-device speed, blocking adapter loads at
-load time) and then decode together, one step per output token.
+load time) and then decode together, one step per output token. The engine tells the
+policy's ranking when the logical clock moves and which call it admits; for ``scalesim`` it
+also tells the prefetcher each admitted call and applies the fetches it returns.
 
 Invariants: for every call gpu_hit + host_hit + recomputed = prompt tokens; the same
 trace and config give the same results (no wall clock, no hash order).
@@ -22,11 +24,11 @@ from ..trace import Trace
 from .host import HostTier
 from .issue import IssueGate
 from .lora import LoraSlots
-from .policies import INFINITE, ReplayClock, ScaleSimRanking, make_ranking
+from .policies import INFINITE, ScaleSimRanking, make_ranking
 from .prefetch import Prefetcher
 from .prompts import Prompt, PromptBook
 from .radix import Admission, RadixTier
-from .result import PolicyResult, ReplayConfig
+from .result import PolicyResult, ReplayConfig, ReplayCounters
 
 
 @dataclass
@@ -36,14 +38,21 @@ class _Running:
     left_steps: int
 
 
+@dataclass(frozen=True)
+class _Started:
+    """A call admitted to the device tier, and the seconds before it can decode."""
+
+    admission: Admission
+    prefill_s: float  # waiting for its prefetch, loading its adapter, prefill itself
+
+
 class PolicyRun:
     """One policy over one trace; call :meth:`run` once."""
 
     def __init__(self, book: PromptBook, trace: Trace, policy: str, config: ReplayConfig):
         self.book, self.config, self.cost = book, config, config.cost
-        self.clock = ReplayClock()
         self.ranking = make_ranking(
-            policy, book, self.clock, overdue_grace=config.overdue_grace_steps
+            policy, book, hints=trace.hints, runtime_config=config.runtime_config()
         )
         capacity, host_capacity = book.capacities(
             None if policy == INFINITE else config.memory_ratio, host_ratio=config.host_ratio
@@ -60,18 +69,17 @@ class PolicyRun:
         self.prefetcher = (
             Prefetcher(
                 book,
-                trace.hints,
-                ranking=self.ranking,
+                runtime=self.ranking.runtime,
                 tiers=(self.radix, self.host),
-                window_steps=config.prefetch_window_steps,
+                cost=self.cost,
             )
-            if isinstance(self.ranking, ScaleSimRanking)
-            else None
+            if isinstance(self.ranking, ScaleSimRanking) and host_capacity > 0
+            else None  # nothing to load back without a host tier
         )
         self._ready_at: dict[str, float] = {}  # agent -> when its prefetched KV has landed
         self.now_s = self.copy_free_s = self._last_step_s = 0.0
         self._seq = 0.0
-        self.counts = [0, 0, 0, 0, 0, 0]  # prompt, gpu, host, recomputed, h2d bytes, loads
+        self.counters = ReplayCounters()
 
     def run(self, *, progress: bool = False) -> PolicyResult:
         """Replay every call; returns the totals and the modelled makespan."""
@@ -96,8 +104,7 @@ class PolicyRun:
             for item in running:
                 item.left_steps -= left
         bar.close()
-        prompt, gpu, host, recomputed, h2d, loads = self.counts
-        return PolicyResult(prompt, gpu, host, recomputed, h2d, loads, self.now_s)
+        return self.counters.result(makespan_s=self.now_s)
 
     def _newly_ready(self) -> list[int]:
         ready = self.gate.ready()
@@ -108,18 +115,18 @@ class PolicyRun:
     def _admit(self, waiting: list[int], running: list[_Running]) -> float:
         prefill_s = 0.0
         while waiting and len(running) < self.cost.max_batch:
-            cost_s = self._start(waiting[0])
-            if cost_s is None:
+            started = self._start(waiting[0])
+            if started is None:
                 break
-            admission, seconds = cost_s
             index = waiting.pop(0)
-            running.append(_Running(index, admission, max(1, self.book.calls[index].output_len)))
-            prefill_s += seconds
+            output_steps = max(1, self.book.calls[index].output_len)
+            running.append(_Running(index, started.admission, output_steps))
+            prefill_s += started.prefill_s
         return prefill_s
 
-    def _start(self, index: int) -> tuple[Admission, float] | None:
+    def _start(self, index: int) -> _Started | None:
         call, prompt = self.book.calls[index], self.book.prompts[index]
-        self.clock.call_index = index
+        self.ranking.start_call(index)
         if call.lora is not None and not self.lora.resident(call.lora) and not self.lora.can_load():
             return None
         admission = self.radix.admit(prompt.tokens, index)
@@ -130,12 +137,12 @@ class PolicyRun:
         if call.lora is not None:
             if not self.lora.resident(call.lora):
                 self.lora.load(call.lora, agent=call.agent, now=self._tick())
-                self.counts[5] += 1
+                self.counters.blocking_adapter_loads += 1
                 seconds += self.cost.adapter_load_s
             self.lora.acquire(call.lora, now=self._tick())
         if self.prefetcher is not None:
-            self.prefetcher.last_call[call.agent] = index
-        return admission, seconds
+            self.prefetcher.record_call(call.agent, index)
+        return _Started(admission, seconds)
 
     def _account(self, index: int, prompt: Prompt, gpu_hit: int) -> float:
         """Count one call's tokens and return its prefill and load time."""
@@ -146,8 +153,12 @@ class PolicyRun:
         recomputed = total - gpu_real - host_real
         self.host.write_through(prompt, agent=self.book.calls[index].agent, now=self._tick())
         h2d = host_real * self.cost.kv_bytes_per_token
-        for slot, value in enumerate((total, gpu_real, host_real, recomputed, h2d), start=0):
-            self.counts[slot] += value
+        counters = self.counters
+        counters.prompt_tokens += total
+        counters.gpu_hit_tokens += gpu_real
+        counters.host_hit_tokens += host_real
+        counters.recomputed_tokens += recomputed
+        counters.h2d_bytes += h2d
         return self.cost.prefill_s(recomputed) + self.cost.h2d_s(h2d)
 
     def _finish(self, item: _Running) -> None:
@@ -162,20 +173,18 @@ class PolicyRun:
         return self._seq
 
     def _advance(self, step: float) -> None:
-        """Move the logical clock to ``step``: feed due hints, then prefetch (scalesim)."""
-        self.clock.step = max(self.clock.step, step)
+        """Move the logical clock to ``step`` (the ranking feeds due hints), then prefetch."""
+        self.ranking.advance(step)
         if self.prefetcher is None:
             return
-        self.prefetcher.feed(step)
         budget = int(self.cost.h2d_bytes_per_s * max(self._last_step_s, self.cost.decode_base_s))
-        moved = self.prefetcher.plan(step, cost=self.cost, budget_bytes=budget)
-        for agent, n_bytes in moved.items():
-            self.counts[4] += n_bytes
-            self.copy_free_s = max(self.copy_free_s, self.now_s) + self.cost.h2d_s(n_bytes)
-            self._ready_at[agent] = self.copy_free_s
-            lora = self.book.calls[self.prefetcher.last_call[agent]].lora
+        for fetch in self.prefetcher.plan(budget_bytes=budget):
+            self.counters.h2d_bytes += fetch.n_bytes
+            self.copy_free_s = max(self.copy_free_s, self.now_s) + self.cost.h2d_s(fetch.n_bytes)
+            self._ready_at[fetch.agent] = self.copy_free_s
+            lora = self.book.calls[fetch.call_index].lora
             if lora is not None and not self.lora.resident(lora) and self.lora.can_load():
-                self.lora.load(lora, agent=agent, now=self._tick())
+                self.lora.load(lora, agent=fetch.agent, now=self._tick())
 
 
 def replay_policies(

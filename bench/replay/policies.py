@@ -1,11 +1,13 @@
 """Replay policies: how each one ranks radix nodes, host-tier chains and LoRA slots.
 
-Who calls it: the replay engine builds one :class:`Ranking` per policy run. SGLang's
-stock policies (``lru``, ``lfu``, ``fifo``...) come from SGLang's own factory table
-unchanged; ``scalesim`` ranks by the core's invocation distance fed with the trace's
-hints; ``belady`` reads the true future from the trace; ``infinite`` is ``lru`` with
-unbounded capacity. Host tier and LoRA slots of stock policies use LRU (SGLang's
-host-tier and LoRA defaults).
+Who calls it: the replay engine builds one :class:`Ranking` per policy run and tells it
+when the logical clock moves (:meth:`Ranking.advance`) and which call it is admitting
+(:meth:`Ranking.start_call`). SGLang's stock policies (``lru``, ``lfu``, ``fifo``...) come
+from SGLang's own factory table unchanged; ``scalesim`` is a thin translation onto one
+:class:`~scalesim.runtime.ScaleSimRuntime` (the object the live server drives): trace hints
+go in as predictions, inserted paths as ownership, and its rank keys come back; ``belady``
+reads the true future from the trace; ``infinite`` is ``lru`` with unbounded capacity. Host
+tier and LoRA slots of stock policies use LRU (SGLang's host-tier and LoRA defaults).
 
 Invariants: each ranking returns one key type per tier (lowest evicted first); keys
 end with the last use and then a stable id, so equal inputs give equal orders.
@@ -13,16 +15,18 @@ end with the last use and then a stable id, so equal inputs give equal orders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sglang.srt.mem_cache.evict_policy import EvictionStrategy
 from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES
 
-from scalesim.distance import DistanceTable
-from scalesim.sglang.eviction import NodeOwners, ScaleSimStrategy
+from scalesim.distance import Source
+from scalesim.runtime import DEFAULT_NAMESPACE, RuntimeConfig, ScaleSimRuntime, owner_key
+from scalesim.sglang.eviction import ScaleSimStrategy
 
+from ..trace import Hint
 from .prompts import PromptBook
 
 SCALESIM = "scalesim"
@@ -30,21 +34,16 @@ BELADY = "belady"
 INFINITE = "infinite"
 
 
-@dataclass
-class ReplayClock:
-    """The replay's logical time: the current step and the current call index."""
-
-    step: float = 0.0
-    call_index: int = -1
-
-    def now(self) -> float:
-        return self.step
-
-
 class Ranking(Protocol):
     """A policy's ordering of state in every tier (lowest evicted first)."""
 
     def tree_strategy(self) -> EvictionStrategy: ...
+
+    def advance(self, step: float) -> None:
+        """The replay's logical clock moved to ``step`` (never backwards)."""
+
+    def start_call(self, call_index: int) -> None:
+        """Call ``call_index`` is being admitted: what follows happens on its behalf."""
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None: ...
 
@@ -62,6 +61,12 @@ class StockRanking:
     def tree_strategy(self) -> EvictionStrategy:
         return _EVICTION_POLICY_FACTORIES[self.name]()
 
+    def advance(self, step: float) -> None:
+        return None
+
+    def start_call(self, call_index: int) -> None:
+        return None
+
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         return None
 
@@ -72,38 +77,69 @@ class StockRanking:
         return (last_use, adapter)
 
 
-@dataclass
 class ScaleSimRanking:
-    """Invocation distance from the trace's hints, through the core's rank keys."""
+    """The trace in the runtime's terms (namespace ``default``, trace steps as its clock).
 
-    book: PromptBook
-    clock: ReplayClock
-    table: DistanceTable = field(default_factory=DistanceTable)
-    owners: NodeOwners = field(default_factory=NodeOwners)
+    Args:
+        book: the trace's prompts (each call's agent and stable prefix).
+        hints: the trace's hints; each is applied when the clock reaches its step.
+        runtime: the runtime to drive; a fresh one with default settings if omitted.
+    """
+
+    def __init__(
+        self, book: PromptBook, hints: Sequence[Hint], *, runtime: ScaleSimRuntime | None = None
+    ) -> None:
+        self.book = book
+        self.runtime = runtime if runtime is not None else ScaleSimRuntime()
+        self._hints = sorted(hints, key=lambda hint: hint.step)
+        self._next_hint = 0
 
     def tree_strategy(self) -> EvictionStrategy:
-        return ScaleSimStrategy(table=self.table, owners=self.owners, clock=self.clock.now)
+        return ScaleSimStrategy(self.runtime)
+
+    def advance(self, step: float) -> None:
+        """Apply every hint issued at or before ``step``, then move the clock to ``step``.
+
+        Each hint is predicted at its own step (the clock visits it first), so its next call
+        is taken as the absolute step the trace names, however late it is applied.
+        """
+        while self._next_hint < len(self._hints) and self._hints[self._next_hint].step <= step:
+            hint = self._hints[self._next_hint]
+            next_call = None if hint.next_step is None else float(hint.next_step)
+            self.runtime.advance(DEFAULT_NAMESPACE, float(hint.step))
+            self.runtime.predict(DEFAULT_NAMESPACE, {hint.agent: next_call}, source=Source.HINT)
+            self._next_hint += 1
+        self.runtime.advance(DEFAULT_NAMESPACE, step)
+
+    def start_call(self, call_index: int) -> None:
+        return None
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
-        """Own the prompt's stable prefix, not its last segment.
+        """The call's agent owns the prompt's stable prefix, not its last segment.
 
         The simulation builds its prompts, so it knows the last segment (this step's
         observation or message) is not part of what the agent's next call reuses; nodes
         wholly inside it stay ownerless and go first, LRU among themselves.
         """
-        stable = self.book.prompts[call_index].stable_end
-        node = leaf
-        while node.parent is not None and end - len(node.key) >= stable:
-            end -= len(node.key)
-            node = node.parent
-        if node.parent is not None:
-            self.owners.record_path(node, self.book.calls[call_index].agent)
+        self.runtime.record_path(
+            leaf,
+            owner_of(self.book.calls[call_index].agent),
+            end_tokens=end,
+            stable_tokens=self.book.prompts[call_index].stable_end,
+        )
 
     def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
-        return self.table.rank_key(owners, last_use, now=self.clock.now(), tiebreak=f"{chain:012d}")
+        keys = [owner_of(agent) for agent in owners]
+        return self.runtime.rank_key(keys, last_use, tiebreak=f"{chain:012d}")
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any:
-        return self.table.rank_key(owners, last_use, now=self.clock.now(), tiebreak=adapter)
+        keys = [owner_of(agent) for agent in owners]
+        return self.runtime.rank_key(keys, last_use, tiebreak=adapter)
+
+
+def owner_of(agent: str) -> str:
+    """The runtime's owner key of a trace agent (every trace is one namespace)."""
+    return owner_key(DEFAULT_NAMESPACE, agent)
 
 
 class BeladyStrategy(EvictionStrategy):
@@ -117,16 +153,20 @@ class BeladyStrategy(EvictionStrategy):
     device tier alone can keep, not for host-to-device traffic.
     """
 
-    def __init__(self, book: PromptBook, clock: ReplayClock) -> None:
+    def __init__(self, book: PromptBook) -> None:
         self.book = book
-        self.clock = clock
         self.node_chain: dict[int, int] = {}
+        self.call_index = -1  # the call being admitted; before the first, every use is ahead
+
+    def start_call(self, call_index: int) -> None:
+        """Future uses are counted from call ``call_index`` on (the one being admitted)."""
+        self.call_index = call_index
 
     def get_priority(self, node: Any) -> tuple[float, float]:
         chain = self.node_chain.get(node.id)
         if chain is None:
             return (float("-inf"), float(node.last_access_time))
-        next_use = self.book.next_chain_use(chain, self.clock.call_index)
+        next_use = self.book.next_chain_use(chain, self.call_index)
         return (-next_use, float(node.last_access_time))
 
     def record(self, leaf: Any, end: int, call_index: int) -> None:
@@ -149,40 +189,49 @@ class BeladyRanking:
     """The true future in every tier: farthest next use first."""
 
     book: PromptBook
-    clock: ReplayClock
     strategy: BeladyStrategy = field(init=False)
 
     def __post_init__(self) -> None:
-        self.strategy = BeladyStrategy(self.book, self.clock)
+        self.strategy = BeladyStrategy(self.book)
 
     def tree_strategy(self) -> EvictionStrategy:
         return self.strategy
+
+    def advance(self, step: float) -> None:
+        return None
+
+    def start_call(self, call_index: int) -> None:
+        self.strategy.start_call(call_index)
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         self.strategy.record(leaf, end, call_index)
 
     def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
-        return (-self.book.next_chain_use(chain, self.clock.call_index), last_use, chain)
+        return (-self.book.next_chain_use(chain, self.strategy.call_index), last_use, chain)
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any:
         nearest = min(
-            (self.book.next_agent_call(agent, self.clock.call_index) for agent in owners),
+            (self.book.next_agent_call(agent, self.strategy.call_index) for agent in owners),
             default=float("inf"),
         )
         return (-nearest, last_use, adapter)
 
 
 def make_ranking(
-    name: str, book: PromptBook, clock: ReplayClock, *, overdue_grace: float | None = None
+    name: str,
+    book: PromptBook,
+    *,
+    hints: Sequence[Hint] = (),
+    runtime_config: RuntimeConfig | None = None,
 ) -> Ranking:
     """The ranking of policy ``name``; raises ValueError for an unknown name.
 
-    ``overdue_grace`` (steps) configures ScaleSim's distance table.
+    ``hints`` and ``runtime_config`` (time unit: trace steps) are ScaleSim's only.
     """
     if name == SCALESIM:
-        return ScaleSimRanking(book, clock, DistanceTable(overdue_grace=overdue_grace))
+        return ScaleSimRanking(book, hints, runtime=ScaleSimRuntime(runtime_config))
     if name == BELADY:
-        return BeladyRanking(book, clock)
+        return BeladyRanking(book)
     if name == INFINITE:
         return StockRanking("lru")
     if name in _EVICTION_POLICY_FACTORIES:

@@ -1,138 +1,126 @@
-"""ScaleSim's hint feed and prefetch: load host-resident prefixes back ahead of need.
+"""ScaleSim's prefetch in the replay: load host-resident prefixes back ahead of need.
 
-Who calls it: the replay engine, for the ``scalesim`` policy only, each time the
-logical clock moves to a new step. Due hints go into the distance table; agents whose
-hinted next step falls within the prefetch window are the candidates (found through
-per-step buckets, not by scanning every agent); the core's :class:`MemoryPlanner`
-chooses what to fetch within the step's host-to-device byte budget and under its
-guard: room is made only by evicting device branches (a leaf and the single-child
-ancestors it frees) whose nearest owner calls strictly later than the fetched prefix's.
-The tree then evicts that many tokens with the same ScaleSim ranking, so it takes the
-same (farthest) leaves first.
+Who calls it: the replay engine, for the ``scalesim`` policy only: :meth:`Prefetcher.record_call`
+after each admitted call, :meth:`Prefetcher.plan` each time the logical clock moves (after the
+ranking has fed the due hints to the runtime). The decisions are the runtime's: it names the
+owners due within its prefetch window (``due_owners``) and its core planner chooses what to
+fetch within the step's host-to-device byte budget and under its guard (``plan_prefetch``):
+room is made only by evicting device branches (a leaf and the single-child ancestors it frees)
+whose nearest owner calls strictly later than the fetched prefix's. This module only sizes the
+candidates in replay terms (which prefix of the agent's last prompt is on the host and not on
+the device, and its bytes); the tree then evicts that many tokens with the same ScaleSim
+ranking, so it takes the same (farthest) leaves first.
 
-Invariants: a prefetch never evicts from the device anything the planner did not
-clear; bytes moved are counted once, in real tokens.
+Invariants: a prefetch never evicts from the device anything the planner did not clear;
+bytes moved are counted once, in real tokens.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scalesim.distance import Source
-from scalesim.memory.planner import MemoryPlanner
 from scalesim.memory.resource import Resource, Tier
+from scalesim.runtime import ScaleSimRuntime, split_owner
 
 from ..costmodel import CostModel
-from ..trace import Hint
 from .host import HostTier
-from .policies import ScaleSimRanking
 from .prompts import Prompt, PromptBook
 from .radix import RadixTier
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """One prefix loaded back to the device for ``agent``."""
+
+    agent: str
+    call_index: int  # the agent's last call, whose prompt prefix was loaded
+    n_bytes: int  # real bytes moved host -> device
+
+
+@dataclass(frozen=True)
 class _Candidate:
+    agent: str
     prompt: Prompt
     index: int  # the agent's last call: its prefix is what the next call reuses
     end: int  # replay-token end of the prefix to fetch (GPU hit + host hit)
 
 
 class Prefetcher:
-    """Feeds trace hints to ScaleSim's table and prefetches for the nearest agents."""
+    """Prefetches, for the owners the runtime finds due, what the host holds of their prefix."""
 
     def __init__(
         self,
         book: PromptBook,
-        hints: Sequence[Hint],
         *,
-        ranking: ScaleSimRanking,
+        runtime: ScaleSimRuntime,
         tiers: tuple[RadixTier, HostTier],
-        window_steps: float,
+        cost: CostModel,
     ) -> None:
-        self.book, self.ranking, self.window = book, ranking, window_steps
+        self.book, self.runtime, self.cost = book, runtime, cost
         self.radix, self.host = tiers
-        self.planner = MemoryPlanner(ranking.table)
-        self.hints = sorted(hints, key=lambda hint: hint.step)
-        self._hint_pos = 0
-        self._due: defaultdict[int, set[str]] = defaultdict(set)  # next step -> agents
-        self.last_call: dict[str, int] = {}
+        self._last_call: dict[str, int] = {}  # agent -> index of its latest admitted call
 
-    def feed(self, step: float) -> None:
-        """Apply every hint issued at or before ``step``."""
-        table = self.ranking.table
-        while self._hint_pos < len(self.hints) and self.hints[self._hint_pos].step <= step:
-            hint = self.hints[self._hint_pos]
-            distance = None if hint.next_step is None else float(hint.next_step - hint.step)
-            table.update(hint.agent, distance, now=float(hint.step), source=Source.HINT)
-            if hint.next_step is not None:
-                self._due[hint.next_step].add(hint.agent)
-            self._hint_pos += 1
+    def record_call(self, agent: str, call_index: int) -> None:
+        """``agent``'s call ``call_index`` was admitted: its prompt is what the next one reuses."""
+        self._last_call[agent] = call_index
 
-    def plan(self, step: float, *, cost: CostModel, budget_bytes: int) -> dict[str, int]:
-        """Fetch what the planner allows; returns agent -> real bytes moved for it."""
-        candidates = self._candidates(step)
+    def plan(self, *, budget_bytes: int) -> list[Fetch]:
+        """Fetch what the runtime's planner allows within ``budget_bytes`` (planning bytes)."""
+        candidates = self._candidates()
         if not candidates:
-            return {}
-        unit = self.book.scale * cost.kv_bytes_per_token  # planning bytes per replay token
+            return []
+        unit = self.book.scale * self.cost.kv_bytes_per_token  # planning bytes per replay token
         host = [
-            Resource(agent, (agent,), (item.end - self._gpu(item)) * unit, Tier.HOST, 0.0)
-            for agent, item in candidates.items()
+            Resource(owner, (owner,), (item.end - self._gpu(item)) * unit, Tier.HOST, 0.0)
+            for owner, item in candidates.items()
         ]
         free_bytes = self.radix.free_tokens() * unit
         short = sum(resource.size_bytes for resource in host) > free_bytes
         device = self._device_resources(unit) if short else []
-        plan = self.planner.prefetch_plan(
-            [*host, *device],
-            now=step,
-            window=self.window,
-            budget_bytes=budget_bytes,
-            device_free_bytes=free_bytes,
+        plan = self.runtime.plan_prefetch(
+            [*host, *device], free_bytes=free_bytes, budget_bytes=budget_bytes
         )
         if plan.evict_bytes:
             self.radix.evict(-(-plan.evict_bytes // unit))
-        moved: dict[str, int] = {}
-        for agent in plan.fetch:
-            item = candidates[agent]
+        fetched: list[Fetch] = []
+        for owner in plan.fetch:
+            item = candidates[owner]
             real = self.book.real_tokens(item.index, item.end) - self.book.real_tokens(
                 item.index, self._gpu(item)
             )
             if self.radix.load(item.prompt.tokens[: item.end], item.index):
-                moved[agent] = real * cost.kv_bytes_per_token
-        return moved
+                fetched.append(Fetch(item.agent, item.index, real * self.cost.kv_bytes_per_token))
+        return fetched
 
     def _gpu(self, item: _Candidate) -> int:
         return self.radix.match(item.prompt.tokens[: item.end])
 
-    def _candidates(self, step: float) -> dict[str, _Candidate]:
-        """Agents due within the window whose stable prefix is partly on the host only."""
-        first = int(step)
-        for stale in [due for due in self._due if due < first]:
-            del self._due[stale]
-        due_steps = range(first, first + int(self.window) + 1)
-        agents = sorted({agent for due in due_steps for agent in self._due.get(due, ())})
-        table = self.ranking.table
+    def _candidates(self) -> dict[str, _Candidate]:
+        """Due owners whose stable prefix is partly on the host only, by owner key.
+
+        Matching marks device nodes used, so owners are visited in key order (not in the
+        runtime's nearest-first order): the tree's recency stays independent of ties in eta.
+        """
         out: dict[str, _Candidate] = {}
-        for agent in agents:
-            index = self.last_call.get(agent)
-            distance = table.lookup(agent, now=step).distance
-            if index is None or distance is None or distance > self.window:
+        for owner in sorted(self.runtime.due_owners()):
+            agent = split_owner(owner)[1]
+            index = self._last_call.get(agent)
+            if index is None:
                 continue
             prompt = self.book.prompts[index]
             stable = prompt.stable_end
             gpu = self.radix.match(prompt.tokens[:stable])
             host = self.host.hit(prompt, gpu) if gpu < stable else 0
             if min(stable, gpu + host) > gpu:
-                out[agent] = _Candidate(prompt, index, min(stable, gpu + host))
+                out[owner] = _Candidate(agent, prompt, index, min(stable, gpu + host))
         return out
 
     def _device_resources(self, unit: int) -> list[Resource]:
-        """Every evictable device branch as a planner resource, owned as ScaleSim sees it."""
-        owners = self.ranking.owners
+        """Every evictable device branch as a planner resource, owned as the runtime sees it."""
+        owners = self.runtime.owners
         return [
             Resource(
-                f"node-{node.id}",
+                f"node:{node.id}",
                 tuple(owners.of(node)),
                 n_tokens * unit,
                 Tier.DEVICE,

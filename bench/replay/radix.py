@@ -2,8 +2,10 @@
 
 Who calls it: the replay engine, once per policy run. The KV pool holds one float per
 token (1 layer, 1 head, head dim 1): only indices matter. The policy's strategy goes in
-through SGLang's own factory table and ``eviction_policy_config`` keyword arguments,
-registered only while the cache is built.
+through SGLang's own factory table, registered only while the cache is built
+(``strategy_registered``, the one sanctioned writer of that table). Before building a cache
+it installs ScaleSim's ``TREE_HOOKS`` (idempotently), so node splits and removals reach the
+runtime of a ``scalesim`` strategy exactly as in the live server.
 
 Eviction runs in chunks: when a request needs room, the tree evicts what it lacks plus
 ``headroom_tokens``, as SGLang's scheduler evicts once per batch rather than once per
@@ -18,13 +20,15 @@ with ``prev_prefix_len`` so SGLang frees nothing the tree already owns.
 
 from __future__ import annotations
 
-import contextlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from scalesim.patches.mem_cache import strategy_registered
+from scalesim.patches.registration import register_and_verify
+from scalesim.patches.table import TREE_HOOKS
 from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
 from sglang.srt.mem_cache.base_prefix_cache import EvictParams, InsertParams, MatchPrefixParams
 from sglang.srt.mem_cache.cache_init_params import CacheInitParams
@@ -33,7 +37,6 @@ from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
 from sglang.srt.mem_cache.radix_cache import RadixKey
 from sglang.srt.mem_cache.unified_cache.components.base import ComponentType
 from sglang.srt.mem_cache.unified_radix_cache import UnifiedRadixCache
-from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES
 from sglang.srt.server_args import ServerArgs, set_global_server_args_for_scheduler
 
 _POLICY_NAME = "scalesim-replay"
@@ -48,16 +51,6 @@ class Admission:
 
     gpu_hit: int
     lock: Any
-
-
-@contextlib.contextmanager
-def _registered(strategy: EvictionStrategy) -> Iterator[None]:
-    """Expose ``strategy`` to SGLang's factory table while one cache is built."""
-    _EVICTION_POLICY_FACTORIES[_POLICY_NAME] = lambda **kwargs: kwargs["strategy"]
-    try:
-        yield
-    finally:
-        del _EVICTION_POLICY_FACTORIES[_POLICY_NAME]
 
 
 class RadixTier:
@@ -94,10 +87,10 @@ class RadixTier:
             disable=False,
             tree_components=(ComponentType.FULL,),
             eviction_policy=_POLICY_NAME,
-            eviction_policy_config={"strategy": strategy},
             tree_core_backend="python",
         )
-        with _registered(strategy):
+        register_and_verify(TREE_HOOKS)
+        with strategy_registered(_POLICY_NAME, strategy):
             self.cache = UnifiedRadixCache(params=params)
         self.on_path = on_path
         self.capacity_tokens = capacity_tokens

@@ -1,9 +1,15 @@
-"""Replay settings and per-policy results, the records the CLI prints and writes."""
+"""Replay settings and per-policy results, the records the CLI prints and writes.
+
+Who calls it: the CLI and the sweep build a :class:`ReplayConfig`; the engine counts into one
+:class:`ReplayCounters` per policy run and freezes it into a :class:`PolicyResult`.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from scalesim.runtime import RuntimeConfig
 
 from ..costmodel import CostModel
 
@@ -49,6 +55,12 @@ class ReplayConfig:
     evict_headroom: float = 0.02
     cost: CostModel = field(default_factory=CostModel)
 
+    def runtime_config(self) -> RuntimeConfig:
+        """The ScaleSim runtime's settings for this replay (time unit: trace steps)."""
+        return RuntimeConfig(
+            overdue_grace=self.overdue_grace_steps, prefetch_window=self.prefetch_window_steps
+        )
+
 
 @dataclass(frozen=True)
 class PolicyResult:
@@ -73,3 +85,27 @@ class PolicyResult:
             "blocking_adapter_loads": self.blocking_adapter_loads,
             "makespan_s": round(self.makespan_s, 6),
         }
+
+
+@dataclass
+class ReplayCounters:
+    """Running totals of one policy run (token counts are real tokens)."""
+
+    prompt_tokens: int = 0
+    gpu_hit_tokens: int = 0
+    host_hit_tokens: int = 0
+    recomputed_tokens: int = 0
+    h2d_bytes: int = 0
+    blocking_adapter_loads: int = 0
+
+    def result(self, *, makespan_s: float) -> PolicyResult:
+        """The frozen totals of a finished run."""
+        return PolicyResult(
+            self.prompt_tokens,
+            self.gpu_hit_tokens,
+            self.host_hit_tokens,
+            self.recomputed_tokens,
+            self.h2d_bytes,
+            self.blocking_adapter_loads,
+            makespan_s,
+        )

@@ -1,15 +1,17 @@
-"""ScaleSim's prefetch honours the planner's guard on SGLang's real radix tree."""
+"""ScaleSim's prefetch honours the runtime planner's guard on SGLang's real radix tree."""
 
 from __future__ import annotations
 
 import pytest
 from scalesim.bench.costmodel import CostModel
 from scalesim.bench.replay.host import HostTier
-from scalesim.bench.replay.policies import ReplayClock, ScaleSimRanking
+from scalesim.bench.replay.policies import ScaleSimRanking
 from scalesim.bench.replay.prefetch import Prefetcher
 from scalesim.bench.replay.prompts import PromptBook
 from scalesim.bench.replay.radix import RadixTier
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+
+from scalesim.runtime import RuntimeConfig, ScaleSimRuntime
 
 
 def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]:
@@ -21,7 +23,8 @@ def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]
     hints = [Hint(0, "a", a_next), Hint(0, "b", b_next)]
     trace = Trace(TraceHeader("guard", 2, 8), (*calls, *hints))
     book = PromptBook(trace, token_scale=1)
-    ranking = ScaleSimRanking(book, ReplayClock())
+    runtime = ScaleSimRuntime(RuntimeConfig(prefetch_window=2.0))
+    ranking = ScaleSimRanking(book, hints, runtime=runtime)
     radix = RadixTier(10, strategy=ranking.tree_strategy(), on_path=ranking.on_insert)
     host = HostTier(100, ranking=ranking)
     for index, call in enumerate(calls):
@@ -29,9 +32,10 @@ def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]
         assert admission is not None
         radix.release(admission)
         host.write_through(book.prompts[index], agent=call.agent, now=float(index))
-    prefetcher = Prefetcher(book, hints, ranking=ranking, tiers=(radix, host), window_steps=2.0)
-    prefetcher.last_call.update({"a": 0, "b": 1})
-    prefetcher.feed(0.0)
+    prefetcher = Prefetcher(book, runtime=runtime, tiers=(radix, host), cost=CostModel())
+    prefetcher.record_call("a", 0)
+    prefetcher.record_call("b", 1)
+    ranking.advance(1.0)  # applies both step-0 hints
     return prefetcher, radix, book
 
 
@@ -40,7 +44,7 @@ def test_prefetch_evicts_only_strictly_farther_prefixes(
     a_next: int, b_next: int, fetched: bool
 ) -> None:
     prefetcher, radix, book = _setup(a_next, b_next)
-    moved = prefetcher.plan(1.0, cost=CostModel(), budget_bytes=10**12)
+    moved = prefetcher.plan(budget_bytes=10**12)
     a_resident = radix.match(book.prompts[0].tokens[:8])
     b_resident = radix.match(book.prompts[1].tokens[:8])
     assert (bool(moved), a_resident, b_resident) == (

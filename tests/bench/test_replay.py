@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from scalesim.bench.costmodel import CostModel, load_cost_model
 from scalesim.bench.replay.engine import replay_policies
+from scalesim.bench.replay.policies import ScaleSimRanking, owner_of
 from scalesim.bench.replay.prompts import PromptBook
 from scalesim.bench.replay.result import Mode, ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
@@ -118,3 +119,22 @@ def test_working_set_counts_only_reusable_prefixes_live_at_once() -> None:
     assert book.working_set_tokens() == 24 * trace.header.agents
     capacity, host = book.capacities(0.5, host_ratio=0.25)
     assert (capacity, host) == (12 * trace.header.agents, 6 * trace.header.agents)
+
+
+def test_scalesim_applies_each_hint_at_its_own_step() -> None:
+    """Hints issued by the clock's new step are applied when it moves, each as of the step it
+    was issued: a hint applied late keeps its absolute next step and its issue time."""
+    trace = unshared_trace(agents=2, steps=6)
+    hints = [Hint(0, "a0", 3), Hint(1, "a1", None), Hint(2, "a0", 5), Hint(4, "a1", 6)]
+    ranking = ScaleSimRanking(PromptBook(trace, token_scale=1), hints)
+    ranking.advance(1.0)
+    table = ranking.runtime.table
+    entry = table.lookup(owner_of("a0"), now=1.0).entry
+    assert entry is not None and (entry.eta, entry.set_at) == (3.0, 0.0)
+    assert table.lookup(owner_of("a1"), now=1.0).eta is None
+    ranking.advance(3.0)
+    entry = table.lookup(owner_of("a0"), now=3.0).entry
+    assert entry is not None and (entry.eta, entry.set_at) == (5.0, 2.0)
+    waiting = table.lookup(owner_of("a1"), now=3.0).entry  # a1's step-4 hint is not due yet
+    assert waiting is not None and (waiting.eta, waiting.set_at) == (None, 1.0)
+    assert ranking.runtime.due_owners() == [owner_of("a0")]

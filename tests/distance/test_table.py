@@ -11,6 +11,7 @@ import pytest
 
 from scalesim.distance import (
     KNOWN,
+    MAX_ID_CHARS,
     UNKNOWN,
     DistanceTable,
     InvalidEntryError,
@@ -142,7 +143,7 @@ def test_invalid_distance_in_a_batch_changes_nothing(distance: object, message: 
     assert table.lookup("a", now=1.0).eta == 1.0
 
 
-@pytest.mark.parametrize("agent", [7, None, "", "x" * 257, "a\nb", "a\x00b", b"a"])
+@pytest.mark.parametrize("agent", [7, None, "", "x" * (MAX_ID_CHARS + 1), "a\nb", "a\x00b", b"a"])
 def test_malformed_agent_id_raises_and_changes_nothing(agent: object) -> None:
     table = DistanceTable()
     with pytest.raises(InvalidEntryError, match="agent id"):
