@@ -3,8 +3,8 @@
 The scenario of issue 8: a 2,048-token device pool, twelve agents with ~400-token personas, and
 agent a0 declared as the next caller. Eleven other agents then pass through the pool; a0's
 repeat call finds its prefix cached under ScaleSim and recomputes it under stock SGLang (LRU).
-a0 is declared next through its own ``next_call``; the control endpoint's variant is in
-``test_control.py``.
+a0 is declared next through its own ``next_call``, then (another set of agents) through the
+control endpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_helpers import serving
 from openai import OpenAI
@@ -79,3 +80,23 @@ def test_agent_declared_next_keeps_its_prefix(server: tuple[str, RunningServer])
         assert cached >= prompt - 2
     else:
         assert cached < prompt // 10
+
+
+def test_agent_declared_next_through_the_endpoint_keeps_its_prefix(
+    server: tuple[str, RunningServer],
+) -> None:
+    """The same scenario, with a0 declared next by ``POST /scalesim/v1/distances`` (agents
+    20-31, whose personas share nothing with the first scenario's)."""
+    policy, running = server
+    if policy == "stock":
+        pytest.skip("stock SGLang has no control endpoint; its side is the scenario above")
+    client = OpenAI(base_url=running.openai_base_url, api_key="unused", max_retries=0)
+    first, last = 20, 20 + AGENTS
+    ask(client, first, {"agent": f"a{first}", "namespace": "ep", "clock": 0})
+    update = {"namespace": "ep", "clock": 0, "version": 1, "next_call": {f"a{first}": 12}}
+    response = httpx.post(f"{running.base_url}/scalesim/v1/distances", json=update, timeout=60)
+    assert response.status_code == 200, response.text
+    for agent in range(first + 1, last):
+        ask(client, agent, {"agent": f"a{agent}", "namespace": "ep", "clock": agent - first})
+    prompt, cached = ask(client, first, {"agent": f"a{first}", "namespace": "ep", "clock": 12})
+    assert cached >= prompt - 2
