@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from scalesim.bench.calibrate import StaticDecoder, build_model, least_squares, main
 from scalesim.bench.costmodel import load_cost_model
@@ -53,6 +55,12 @@ def test_calibration_writes_a_loadable_cost_model(tmp_path: Path) -> None:
     # 2 (K, V) x 2 layers x 2 KV heads x head dim 16 x 4 bytes (float32).
     assert cost.kv_bytes_per_token == 2 * 2 * 2 * 16 * 4
     report = json.loads((tmp_path / "calibration-cpu-tiny.json").read_text())
-    assert [row["batch"] for row in report["decode"]] == [1, 2, 4]
+    decode = report["decode"]
+    steps = [row.get("graph_s", row["eager_s"]) for row in decode]
+    slope, intercept = np.polyfit([row["batch"] for row in decode], steps, 1)
+    assert cost.decode_per_seq_s == pytest.approx(max(slope, 1e-9), rel=1e-6)
+    assert cost.decode_base_s == pytest.approx(max(intercept, min(steps)), rel=1e-6)
+    prefill_rates = sorted(row["tokens_per_s"] for row in report["prefill"])
+    assert cost.prefill_tokens_per_s == pytest.approx(np.median(prefill_rates))
     assert report["adapter"]["bytes"] > 0
     assert (tmp_path / "calibration-cpu-tiny.md").read_text().startswith("# Cost-model")
