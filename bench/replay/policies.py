@@ -82,7 +82,7 @@ class ScaleSimRanking:
 
     Args:
         book: the trace's prompts (each call's agent and stable prefix).
-        hints: the trace's hints; each is applied when the clock reaches its step.
+        hints: the trace's hints; each is applied when the clock moves past its step.
         runtime: the runtime to drive; a fresh one with default settings if omitted.
     """
 
@@ -98,12 +98,14 @@ class ScaleSimRanking:
         return ScaleSimStrategy(self.runtime)
 
     def advance(self, step: float) -> None:
-        """Apply every hint issued at or before ``step``, then move the clock to ``step``.
+        """Apply every hint issued before ``step``, then move the clock to ``step``.
 
-        Each hint is predicted at its own step (the clock visits it first), so its next call
-        is taken as the absolute step the trace names, however late it is applied.
+        A hint issued at step s is what the simulation knows once step s's calls are done
+        (trace-format rule), so it is applied only when the clock moves past s: the calls of
+        step s are admitted without it. Each hint is predicted at its own step (the clock
+        visits it first), so its next call is the absolute step the trace names.
         """
-        while self._next_hint < len(self._hints) and self._hints[self._next_hint].step <= step:
+        while self._next_hint < len(self._hints) and self._hints[self._next_hint].step < step:
             hint = self._hints[self._next_hint]
             next_call = None if hint.next_step is None else float(hint.next_step)
             self.runtime.advance(DEFAULT_NAMESPACE, float(hint.step))

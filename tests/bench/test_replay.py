@@ -52,8 +52,9 @@ def test_every_policy_accounts_for_every_prompt_token(mode: Mode) -> None:
 def test_belady_never_recomputes_more_on_unshared_equal_prefixes(ratio: float) -> None:
     """Regression: a re-inserted node spanning persona + one-off tail was ranked by its
     tail's chain (never used again), so Belady evicted live prefixes first. ``infinite``
-    is left out: it has unbounded memory, not the same capacity."""
-    bounded = [policy for policy in POLICIES if policy != "infinite"]
+    is left out: it has unbounded memory, not the same capacity; ``scalesim`` too: with
+    these exact hints it knows what Belady knows and may win a tie (its bound is below)."""
+    bounded = [policy for policy in POLICIES if policy not in ("infinite", "scalesim")]
     results = replay_policies(unshared_trace(), bounded, config(ratio))
     belady = results["belady"].recomputed_tokens
     assert all(belady <= result.recomputed_tokens for result in results.values())
@@ -122,8 +123,10 @@ def test_working_set_counts_only_reusable_prefixes_live_at_once() -> None:
 
 
 def test_scalesim_applies_each_hint_at_its_own_step() -> None:
-    """Hints issued by the clock's new step are applied when it moves, each as of the step it
-    was issued: a hint applied late keeps its absolute next step and its issue time."""
+    """Hints issued before the clock's new step are applied when it moves, each as of the step
+    it was issued: a hint applied late keeps its absolute next step and its issue time.
+    Regression (issue 9.2): a hint issued at step s was applied before step s's own calls were
+    admitted, leaking what the simulation learns after those calls into their eviction."""
     trace = unshared_trace(agents=2, steps=6)
     hints = [Hint(0, "a0", 3), Hint(1, "a1", None), Hint(2, "a0", 5), Hint(4, "a1", 6)]
     ranking = ScaleSimRanking(PromptBook(trace, token_scale=1), hints)
@@ -131,10 +134,29 @@ def test_scalesim_applies_each_hint_at_its_own_step() -> None:
     table = ranking.runtime.table
     entry = table.lookup(owner_of("a0"), now=1.0).entry
     assert entry is not None and (entry.eta, entry.set_at) == (3.0, 0.0)
-    assert table.lookup(owner_of("a1"), now=1.0).eta is None
+    assert table.lookup(owner_of("a1"), now=1.0).entry is None  # issued at 1: not yet known
     ranking.advance(3.0)
     entry = table.lookup(owner_of("a0"), now=3.0).entry
     assert entry is not None and (entry.eta, entry.set_at) == (5.0, 2.0)
     waiting = table.lookup(owner_of("a1"), now=3.0).entry  # a1's step-4 hint is not due yet
     assert waiting is not None and (waiting.eta, waiting.set_at) == (None, 1.0)
     assert ranking.runtime.due_owners() == [owner_of("a0")]
+
+
+@pytest.mark.parametrize("host_ratio", [0.0, 0.5])
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("agents", [12, 16])
+def test_scalesim_with_exact_hints_beats_lru_and_nears_belady(
+    agents: int, ratio: float, host_ratio: float
+) -> None:
+    """The policy claim on traces whose hints are exact (each call announces the agent's next
+    one), lockstep: ScaleSim recomputes no more than LRU, and without a host tier at most 5%
+    more than Belady. (With a host tier, and out of order, ScaleSim is 1.04-1.27x Belady on
+    these traces: the two-tier and out-of-order ranking is still open work.)"""
+    trace = unshared_trace(agents=agents, steps=40 if agents == 12 else 60)
+    settings = ReplayConfig(memory_ratio=ratio, host_ratio=host_ratio, token_scale=1)
+    results = replay_policies(trace, ["lru", "scalesim", "belady"], settings)
+    recomputed = {policy: result.recomputed_tokens for policy, result in results.items()}
+    assert recomputed["scalesim"] <= recomputed["lru"], recomputed
+    if host_ratio == 0.0:
+        assert recomputed["scalesim"] <= 1.05 * recomputed["belady"], recomputed
