@@ -93,3 +93,28 @@ def after_checkpoint_into_tree(result: Any, cache: Any, req: Any, **kwargs: Any)
     end = cache.resolve_node_handle(req.last_node)
     if end is not None and getattr(end, "parent", None) is not None:
         runtime.owners.record_path(end, owner)
+
+
+@guarded("evict")
+def after_evict(result: Any, cache: Any, *args: Any, **kwargs: Any) -> None:
+    """AFTER ``UnifiedRadixCache._evict``: count device tokens evicted under the policy."""
+    from scalesim.sglang.eviction import runtime_of
+
+    runtime = runtime_of(cache)
+    if runtime is not None:
+        runtime.counters.evicted_device_tokens += int(result.num_tokens_evicted)
+
+
+@guarded("evict_host")
+def after_evict_host(
+    result: int, cache: Any, num_tokens: int, component_type: Any = None, **kwargs: Any
+) -> None:
+    """AFTER ``UnifiedRadixCache.evict_host``: count host KV tokens evicted under the policy
+    (the full-attention component; auxiliary components are not KV tokens)."""
+    from sglang.srt.mem_cache.unified_cache.components.base import ComponentType
+
+    from scalesim.sglang.eviction import runtime_of
+
+    runtime = runtime_of(cache)
+    if runtime is not None and component_type in (None, ComponentType.FULL):
+        runtime.counters.evicted_host_tokens += int(result)

@@ -25,7 +25,13 @@ def after_create_generation_req(
 
 @guarded("process_hicache_events")
 def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:
-    """AFTER ``Scheduler._process_hicache_events``: queue load-backs for the nearest agents."""
+    """AFTER ``Scheduler._process_hicache_events`` (once per scheduler iteration): queue
+    load-backs for the nearest agents, then publish the runtime's metrics."""
+    from scalesim.sglang.eviction import runtime_of
+    from scalesim.sglang.metrics import publish_metrics
     from scalesim.sglang.prefetch import prefetch_step
 
-    prefetch_step(scheduler)
+    runtime = runtime_of(getattr(scheduler, "tree_cache", None))
+    if runtime is not None:
+        prefetch_step(scheduler, runtime)
+        publish_metrics(scheduler, runtime)

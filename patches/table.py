@@ -46,6 +46,20 @@ MEM_CACHE_HOOKS: tuple[HookSpec, ...] = (
         hook_type=HookType.AFTER,
         why="the path a request inserted belongs to its (namespace, agent)",
     ),
+    HookSpec(
+        subsystem=Subsystem.MEM_CACHE,
+        target=f"{_CACHE}._evict",
+        hook=mem_cache.after_evict,
+        hook_type=HookType.AFTER,
+        why="scalesim_evicted_tokens_total{tier=device} (api.md 4)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.MEM_CACHE,
+        target=f"{_CACHE}.evict_host",
+        hook=mem_cache.after_evict_host,
+        hook_type=HookType.AFTER,
+        why="scalesim_evicted_tokens_total{tier=host} (api.md 4)",
+    ),
 )
 
 SCHEDULER_HOOKS: tuple[HookSpec, ...] = (
@@ -61,7 +75,7 @@ SCHEDULER_HOOKS: tuple[HookSpec, ...] = (
         target=f"{_SCHEDULER}._process_hicache_events",
         hook=scheduler.after_process_hicache_events,
         hook_type=HookType.AFTER,
-        why="host-tier prefixes of the nearest agents are queued for load-back (prefetch)",
+        why="each scheduler iteration: prefetch for the nearest agents; publish metrics",
     ),
 )
 

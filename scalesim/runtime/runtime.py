@@ -49,6 +49,8 @@ class RuntimeCounters:
     rejected_updates: int = 0
     kv_prefetch_tokens: int = 0
     kv_prefetch_failures: int = 0
+    evicted_device_tokens: int = 0  # counted by the adapter from the tree's eviction results
+    evicted_host_tokens: int = 0
 
 
 @dataclass(frozen=True)

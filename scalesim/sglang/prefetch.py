@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 from scalesim.memory.resource import Resource, Tier
 from scalesim.runtime import ScaleSimRuntime
-from scalesim.sglang.eviction import runtime_of
 from scalesim.sglang.tree import evictable_branches
 
 
@@ -31,11 +30,10 @@ class _HostPrefix(NamedTuple):
     n_tokens: int  # host-only tokens on the path
 
 
-def prefetch_step(scheduler: Any) -> None:
-    """Plan and queue this step's prefetches (no-op without ScaleSim, prefetch or a host tier)."""
-    cache: Any = getattr(scheduler, "tree_cache", None)
-    runtime = runtime_of(cache)
-    if runtime is None or not runtime.config.prefetch:
+def prefetch_step(scheduler: Any, runtime: ScaleSimRuntime) -> None:
+    """Plan and queue this step's prefetches (no-op with prefetch off or without a host tier)."""
+    cache: Any = scheduler.tree_cache
+    if not runtime.config.prefetch:
         return
     if not getattr(scheduler, "enable_hierarchical_cache", False):
         return

@@ -3,6 +3,7 @@
 a0's prefix goes to the host tier while nothing is known about a0 and other agents are due;
 then the simulation declares a0 next. The scheduler must queue a0's prefix for loading back
 before a0 calls (seen in the state endpoint's counters), and a0's call must find it cached.
+The same counters appear on SGLang's ``/metrics`` (``--enable-metrics``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def server(
     model = ensure_tiny_model(tmp_path_factory.mktemp("model"), n_loras=0)
     args = ["--model-path", str(model.path), "--served-model-name", MODEL_NAME]
     args += ["--max-total-tokens", str(POOL_TOKENS), "--radix-eviction-policy", "scalesim"]
-    args += ["--enable-hierarchical-cache", "--hicache-ratio", "4"]
+    args += ["--enable-hierarchical-cache", "--hicache-ratio", "4", "--enable-metrics"]
     with serving(args, log_path=server_log_path) as running:
         yield running
 
@@ -62,4 +63,24 @@ def test_nearest_agent_is_prefetched_before_its_call(server: RunningServer) -> N
         assert prompt - 10 <= prefetched <= prompt + 2
         _, cached = ask(client, 0, {"agent": "a0", "namespace": "p", "clock": 2})
         assert cached >= prompt - 2
-        assert _counters(http)["kv_prefetch_failures"] == 0
+        counters = _counters(http)
+        assert counters["kv_prefetch_failures"] == 0
+        assert counters["evicted_device_tokens"] > 0  # a0's prefix left the device first
+        deadline = time.monotonic() + _DEADLINE_S
+        while _metric(http, "scalesim_kv_prefetch_tokens_total") != prefetched:
+            assert time.monotonic() < deadline, "metrics never caught up with the counters"
+            time.sleep(0.2)
+        evicted = _metric(http, "scalesim_evicted_tokens_total", label='tier="device"')
+        assert evicted is not None and evicted >= counters["evicted_device_tokens"] > 0
+        assert _metric(http, "scalesim_agents") == AGENTS
+
+
+def _metric(http: httpx.Client, name: str, *, label: str = "") -> float | None:
+    """The value of the first ``/metrics`` sample of ``name`` whose labels hold ``label``."""
+    response = http.get("/metrics")
+    assert response.status_code == 200, response.text
+    for line in response.text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.split("{", 1)[0] == name and label in sample:
+            return float(value)
+    return None
