@@ -96,8 +96,10 @@ def test_serve_help_documents_scalesim_options(capsys: pytest.CaptureFixture[str
 
 
 def test_demo_options_parse() -> None:
-    options = build_parser().parse_args(["demo", "--agents", "3", "--rounds", "2", "--port", "9"])
-    assert (options.agents, options.rounds, options.port) == (3, 2, 9)
+    argv = ["demo", "--agents", "3", "--rounds", "2", "--policies", "scalesim"]
+    options = build_parser().parse_args([*argv, "--pool-tokens", "4096"])
+    assert (options.agents, options.rounds, options.policies) == (3, 2, "scalesim")
+    assert options.pool_tokens == 4096
 
 
 def test_make_tiny_model_writes_the_model(
