@@ -39,6 +39,8 @@ from sglang.srt.mem_cache.unified_cache.components.base import ComponentType
 from sglang.srt.mem_cache.unified_radix_cache import UnifiedRadixCache
 from sglang.srt.server_args import ServerArgs, set_global_server_args_for_scheduler
 
+from scalesim.sglang.tree import evictable_branches
+
 _POLICY_NAME = "scalesim-replay"
 
 #: Called with (leaf node, replay-token end of the leaf, call index) after an insert.
@@ -101,27 +103,9 @@ class RadixTier:
         return int(self.allocator.available_size())
 
     def evictable_branches(self) -> list[tuple[Any, int]]:
-        """Each evictable device leaf with the unlocked single-child ancestors above it.
-
-        Evicting the leaf makes its parent a leaf, so such a branch is what evicting
-        the leaf eventually frees: (topmost node, tokens of the branch). The topmost
-        node's owners include those of every node below it.
-        """
-        branches = []
-        for leaf in self.cache.tree_core.evictable_device_leaves:
-            node, size = leaf, len(leaf.key)
-            while self._frees_with_child(node.parent):
-                node = node.parent
-                size += len(node.key)
-            branches.append((node, size))
-        return branches
-
-    @staticmethod
-    def _frees_with_child(node: Any) -> bool:
-        if node.parent is None or len(node.children) != 1:
-            return False
-        data = node.component_data[ComponentType.FULL]
-        return data.lock_ref == 0 and data.value is not None
+        """Each evictable device leaf with the ancestors evicting it frees (the live
+        prefetcher's reading of the same tree: ``scalesim.sglang.tree``)."""
+        return evictable_branches(self.cache.tree_core)
 
     def evict(self, n_tokens: int) -> None:
         """Evict at least ``n_tokens`` (if evictable) in the strategy's order."""
