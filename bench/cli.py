@@ -1,4 +1,4 @@
-"""``scalesim bench gen | replay | sweep``: workload traces and cache replays.
+"""``scalesim bench gen | replay | sweep | live``: workload traces, cache replays, live runs.
 
 Who calls it: ``scalesim/cli.py`` delegates ``scalesim bench ...`` here; also runnable
 as ``python -m scalesim.bench.cli``. Prints a table on stdout, progress on stderr.
@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--cost-model", type=Path, help="JSON of CostModel fields")
         cmd.add_argument("--progress", action="store_true", help="tqdm bar on stderr")
+    from .live.run import add_live_arguments
+
+    add_live_arguments(sub.add_parser("live", help="drive a trace against real servers"))
     return parser
 
 
@@ -192,6 +195,10 @@ def main(argv: list[str]) -> int:
         return 0
     if args.command == "replay":
         return _run_replay(args)
+    if args.command == "live":
+        from .live.run import run_live
+
+        return run_live(args)
     return _run_sweep(args)
 
 

@@ -1,0 +1,137 @@
+"""The JSON document of a live run: trace, params, machine, results, prediction, notes.
+
+Who calls it: ``bench/live/run.py`` once every policy has run; ``bench/live/report.py`` renders
+the document it returns (Markdown, PNG). Keys of ``results[policy]`` are api.md section 5's
+(plus a few extras); ``replay_prediction`` holds the cache replay's results for the same trace.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..replay.result import PolicyResult
+from ..trace import Trace
+from .report import REPLAY_POLICY, LivePolicyResult
+from .setup import LiveParams, LiveSetup
+
+#: One policy's live result and its completion times (s since its first call), ascending.
+PolicyRun = tuple[LivePolicyResult, list[float]]
+
+
+def build_document(
+    trace: Trace,
+    setup: LiveSetup,
+    params: LiveParams,
+    *,
+    runs: Mapping[str, PolicyRun],
+    predicted: Mapping[str, PolicyResult],
+) -> dict[str, Any]:
+    """The whole run as JSON-ready data (``machine`` is read now: call it at the end)."""
+    pools = setup.pools
+    header = trace.header
+    return {
+        "trace": {
+            "name": header.name,
+            "agents": header.agents,
+            "steps": header.steps,
+            "calls": len(trace.calls),
+            "hints": len(trace.hints),
+            "seed": header.seed,
+            "adapters": len(setup.adapters),
+            "working_set_tokens": pools.working_set_tokens,
+        },
+        "params": _params_json(params, setup),
+        "machine": machine(),
+        "results": {policy: result.as_json() for policy, (result, _) in runs.items()},
+        "replay_prediction": {
+            "policy_for": REPLAY_POLICY,
+            "config": {"token_scale": params.replay_config().token_scale, "cost_model": "default"},
+            "results": {policy: result.as_json() for policy, result in predicted.items()},
+        },
+        "timeline_s": {policy: timeline for policy, (_, timeline) in runs.items()},
+        "notes": notes(params, setup),
+    }
+
+
+def _params_json(params: LiveParams, setup: LiveSetup) -> dict[str, Any]:
+    pools = setup.pools
+    return {
+        "policies": list(params.policies),
+        "memory_ratio": params.memory_ratio,
+        "host_ratio": params.host_ratio,
+        "lora_slots": params.lora_slots,
+        "mode": params.mode.value,
+        "ooo_window_steps": params.ooo_window_steps,
+        "concurrency": params.concurrency,
+        "model_size": params.model_size.value,
+        "max_output_tokens": params.max_output_tokens,
+        "device_pool_tokens": pools.device_tokens,
+        "host_pool_tokens": pools.host_tokens,
+        "largest_request_tokens": pools.largest_request_tokens,
+        "serve_args": list(setup.serve_args),
+    }
+
+
+def notes(params: LiveParams, setup: LiveSetup) -> list[str]:
+    """How to read the numbers: where they come from and what was approximated."""
+    out = [
+        "tokens: the server's usage (prompt_tokens, prompt_tokens_details.cached_tokens); "
+        "recomputed = prompt - cached; prompts have exactly the trace's segment lengths",
+        "hints: one POST /scalesim/v1/distances per new issue step with the hints of earlier "
+        "steps (trace timing rule); every request carries agent and clock (its step); stock "
+        "gets the same requests and no ticks",
+        "kv_prefetch_tokens: GET /scalesim/v1/state counters after the run; 0 for stock",
+        "lora_loads_blocking: not measurable from outside the server (neither ScaleSim's state "
+        "nor stock SGLang counts adapter loads); reported as 0",
+        "replay_prediction: the cache replay (lru stands for stock) with the same ratios and "
+        "mode; its makespan is the cost model's (a GPU), not this machine's",
+    ]
+    pools = setup.pools
+    if pools.device_tokens > int(params.memory_ratio * pools.working_set_tokens):
+        out.append(
+            f"device pool raised to {pools.device_tokens} tokens (memory ratio x working set is "
+            f"{int(params.memory_ratio * pools.working_set_tokens)}): every request must fit"
+        )
+    if params.max_output_tokens is not None:
+        out.append(
+            f"output lengths capped at {params.max_output_tokens} tokens live; the replay "
+            "prediction uses the trace's lengths"
+        )
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """This machine: a file-name tag (``cpu-x86-64-2c``), CPU, GPU, versions, load now."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    tag = f"gpu-{gpu}" if gpu else f"cpu-{platform.machine()}-{os.cpu_count()}c"
+    return {
+        "name": re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-"),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "sglang": metadata.version("sglang"),
+        "load_average_1m_at_end": load_average(),
+    }
+
+
+def load_average() -> str:
+    """The 1-minute load average: on a shared machine, read timings against it."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

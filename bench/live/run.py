@@ -1,0 +1,219 @@
+"""``scalesim bench live TRACE``: one real ``scalesim serve`` per policy, the same trace on each.
+
+Who calls it: ``bench/cli.py`` (the ``live`` subcommand). For each policy it starts a server
+(:func:`scalesim.server_process.running_server`: a free loopback port, always stopped), drives
+the trace through :class:`scalesim.client.AsyncScaleSim` with ``bench/live/driver.py`` (prompts
+from ``bench/live/prompts.py`` sent to ``/v1/completions``), reads ScaleSim's counters, and
+stops it. The cache replay's prediction for the same trace and ratios runs first (it is fast
+and fails fast). Prints tables on stdout, progress on stderr; with ``--json`` writes the JSON,
+a Markdown table and a PNG (``bench/live/document.py``, ``bench/live/report.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+from tqdm import tqdm
+
+from scalesim.client import AsyncScaleSim, ScaleSimError
+from scalesim.client.wire import model_name
+from scalesim.demo import default_home
+from scalesim.server_process import RunningServer, ServerStartError, running_server
+from scalesim.tiny_model import TinyModelSize
+
+from ..replay.result import Mode, PolicyResult
+from ..trace import Call, Trace, read_trace
+from . import report
+from .document import PolicyRun, build_document, load_average
+from .driver import CallOutcome, Driver, IssueRules, NextCalls, Reply
+from .prompts import PromptWriter, WordPool
+from .setup import POLICIES, SERVED_MODEL_NAME, LiveParams, LiveSetup, namespace_of
+
+#: Policies whose servers take distance ticks (stock SGLang has no ScaleSim routes).
+HINTED = frozenset({"scalesim"})
+
+
+def add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``live`` subcommand's options (api.md section 5, plus run-size knobs)."""
+    parser.add_argument("trace", type=Path, help="trace file (trace v1, e.g. from `gen`)")
+    parser.add_argument("--policies", default="stock,scalesim", help="comma-separated")
+    parser.add_argument(
+        "--memory-ratio", type=float, default=0.25, help="device KV pool / working set"
+    )
+    parser.add_argument(
+        "--host-ratio", type=float, default=0.0, help="host KV pool / working set (0: none)"
+    )
+    parser.add_argument("--lora-slots", type=int, help="adapters per batch (default: all)")
+    parser.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
+    parser.add_argument("--json", type=Path, help="write JSON here, .md and .png beside it")
+    parser.add_argument("--progress", action="store_true", help="tqdm bars on stderr")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument(
+        "--max-output-tokens", type=int, help="cap every call's output_len (CPU runs)"
+    )
+    parser.add_argument(
+        "--model-size",
+        choices=[size.value for size in TinyModelSize],
+        default=TinyModelSize.BENCH.value,
+        help=argparse.SUPPRESS,  # tests use the tiny preset
+    )
+
+
+def params_from(args: argparse.Namespace) -> LiveParams:
+    """The validated settings of a parsed command line."""
+    return LiveParams(
+        policies=tuple(name.strip() for name in args.policies.split(",") if name.strip()),
+        memory_ratio=args.memory_ratio,
+        host_ratio=args.host_ratio,
+        lora_slots=args.lora_slots,
+        mode=Mode(args.mode),
+        concurrency=args.concurrency,
+        model_size=TinyModelSize(args.model_size),
+        max_output_tokens=args.max_output_tokens,
+    )
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """What every policy's run shares: the trace, its setup, the settings, the prompt text."""
+
+    trace: Trace
+    setup: LiveSetup
+    params: LiveParams
+    writer: PromptWriter
+    progress: bool = False
+
+
+def run_live(args: argparse.Namespace) -> int:
+    """Run ``scalesim bench live``; returns the exit status."""
+    try:
+        params = params_from(args)
+    except ValueError as err:
+        print(f"scalesim bench live: {err}", file=sys.stderr)
+        return 2
+    load_at_start = load_average()
+    trace = read_trace(args.trace)
+    print(f"[live] {trace.header.name}: {len(trace.calls)} calls, {len(trace.hints)} hints")
+    predicted = predict(trace, params, progress=args.progress)
+    setup = LiveSetup.build(trace, params)
+    pools = setup.pools
+    print(
+        f"[live] working set {pools.working_set_tokens} tokens; device pool "
+        f"{pools.device_tokens}, host pool {pools.host_tokens}; model {setup.model.path}"
+    )
+    writer = PromptWriter(WordPool.from_file(setup.model.path / "tokenizer.json"))
+    job = LiveJob(trace, setup, params, writer, progress=args.progress)
+    runs: dict[str, PolicyRun] = {}
+    try:
+        for policy in params.policies:
+            log_path = default_home() / "bench-live" / f"{args.trace.stem}-{policy}.log"
+            print(f"[live] {policy}: starting the server (log: {log_path})", flush=True)
+            runs[policy] = run_policy(policy, job, log_path=log_path)
+    except ServerStartError as err:
+        print(f"[live] {err}", file=sys.stderr)
+        return 1
+    print(report.table({policy: result for policy, (result, _) in runs.items()}, predicted))
+    if args.json:
+        document = build_document(trace, setup, params, runs=runs, predicted=predicted)
+        document["machine"]["load_average_1m_at_start"] = load_at_start
+        md_path, png_path = report.write(document, args.json)
+        print(f"[live] wrote {args.json}, {md_path}, {png_path}")
+    return 0
+
+
+def predict(trace: Trace, params: LiveParams, *, progress: bool) -> dict[str, PolicyResult]:
+    """The cache replay's results for stock (``lru``) and ``scalesim`` under the same ratios."""
+    from ..replay.engine import replay_policies
+    from ..sweep import table
+
+    predicted = replay_policies(
+        trace, ["lru", "scalesim"], params.replay_config(), progress=progress
+    )
+    print(f"[live] replay prediction (modelled):\n{table(predicted)}", flush=True)
+    return predicted
+
+
+def run_policy(policy: str, job: LiveJob, *, log_path: Path) -> PolicyRun:
+    """Serve ``policy``, drive the whole trace, stop the server; the result and the timeline."""
+    serve_args = [*job.setup.serve_args, *POLICIES[policy]]
+    with running_server(serve_args, log_path=log_path) as server:
+        print(f"[live] {policy}: healthy after {server.startup_s:.1f} s", flush=True)
+        return asyncio.run(_drive_policy(policy, server, job))
+
+
+class _Network:
+    """``send`` and ``tick`` of the driver, bound to one server; counts the ticks."""
+
+    def __init__(self, sim: AsyncScaleSim, job: LiveJob, *, policy: str) -> None:
+        self.sim, self.job, self.policy = sim, job, policy
+        self.ticks_sent = self.ticks_failed = 0
+
+    async def send(self, index: int, call: Call) -> Reply:
+        """One call as a plain-text completion with the agent's metadata; errors are replies."""
+        sim, params = self.sim, self.job.params
+        try:
+            extra = sim.extra_body(call.agent, clock=call.step, extra_body={"ignore_eos": True})
+            response = await sim.openai.completions.create(
+                model=model_name(SERVED_MODEL_NAME, call.lora),
+                prompt=self.job.writer.text(call),
+                max_tokens=params.output_tokens(call.output_len),
+                temperature=0.0,
+                extra_body=extra,
+            )
+        except (openai.APIError, ScaleSimError) as err:
+            return Reply(error=f"{type(err).__name__}: {err}"[:500])
+        usage = response.usage
+        if usage is None:
+            return Reply(error="the reply has no usage")
+        details = usage.prompt_tokens_details
+        cached = (details.cached_tokens or 0) if details is not None else 0
+        return Reply(usage.prompt_tokens, cached, usage.completion_tokens)
+
+    async def tick(self, clock: int, due: NextCalls) -> None:
+        """One distance update; a refused one is counted and reported, the run goes on."""
+        try:
+            await self.sim.tick(clock, due)
+            self.ticks_sent += 1
+        except ScaleSimError as err:
+            self.ticks_failed += 1
+            print(f"[live] {self.policy}: tick at {clock} failed: {err}", file=sys.stderr)
+
+
+async def _drive_policy(policy: str, server: RunningServer, job: LiveJob) -> PolicyRun:
+    trace, params = job.trace, job.params
+    namespace = namespace_of(trace)
+    async with AsyncScaleSim(server.base_url, namespace=namespace, model=SERVED_MODEL_NAME) as sim:
+        network = _Network(sim, job, policy=policy)
+        rules = IssueRules(params.mode, params.ooo_window_steps, params.concurrency)
+        driver = Driver(trace.calls, trace.hints, rules=rules, now=time.monotonic)
+        bar = tqdm(total=len(trace.calls), desc=policy, file=sys.stderr, disable=not job.progress)
+        started = time.monotonic()
+        outcomes = await driver.run(
+            network.send,
+            tick=network.tick if policy in HINTED else None,
+            on_done=lambda _: bar.update(1),
+        )
+        bar.close()
+        prefetch = (
+            (await sim.state()).counters.get("kv_prefetch_tokens", 0) if policy in HINTED else 0
+        )
+    counts = report.Counts(
+        expected_prompt_tokens=_expected_tokens(trace, outcomes),
+        kv_prefetch_tokens=prefetch,
+        ticks=network.ticks_sent,
+        tick_errors=network.ticks_failed,
+        startup_s=server.startup_s,
+    )
+    result = report.summarize(outcomes, started_s=started, counts=counts)
+    return result, sorted(round(outcome.done_s - started, 3) for outcome in outcomes)
+
+
+def _expected_tokens(trace: Trace, outcomes: list[CallOutcome]) -> int:
+    """The trace's prompt lengths of the calls that succeeded."""
+    return sum(trace.calls[o.index].prompt_tokens for o in outcomes if o.reply.error is None)

@@ -1,0 +1,160 @@
+"""What a live run serves: its settings, the model, the KV pools and ``scalesim serve`` flags.
+
+Who calls it: ``bench/live/run.py`` builds one :class:`LiveParams` from the command line, then
+one :class:`LiveSetup` per trace (shared by every policy, so both servers get the same model,
+pools and adapters and differ only in the policy flags of :data:`POLICIES`).
+
+Pool sizing: the device pool is ``memory_ratio`` x the trace's working set, the replay's
+definition (``PromptBook.working_set_tokens``: the peak live reusable prefix) computed at
+``token_scale=1``, where replay tokens are real tokens, since live prompts have exactly the
+trace's lengths. It never goes below the largest request (prompt + output) plus a margin,
+so every call can run. The host tier is ``host_ratio`` x the same working set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalesim.demo import POLICIES, default_home
+from scalesim.tiny_model import TinyModel, TinyModelSize, ensure_tiny_model
+
+from ..replay.prompts import PromptBook
+from ..replay.result import Mode, ReplayConfig
+from ..trace import Trace
+
+__all__ = ["POLICIES", "LiveParams", "LiveSetup", "PoolPlan", "namespace_of", "plan_pools"]
+
+SERVED_MODEL_NAME = "scalesim-bench"
+#: Tokens the device pool keeps beyond the largest request (SGLang reserves a little).
+POOL_MARGIN_TOKENS = 256
+#: SGLang misbehaves with very small pools; the demo's floor.
+MIN_POOL_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    """One ``scalesim bench live`` run's settings, validated in one place.
+
+    Attributes:
+        policies: servers to run, from :data:`POLICIES` (``stock``, ``scalesim``).
+        memory_ratio: device KV pool / the trace's working set (> 0).
+        host_ratio: HiCache host pool / the same working set; 0 means no host tier.
+        lora_slots: adapters per batch on the device (``--max-loras-per-batch``); None: all
+            of the trace's adapters.
+        mode: lockstep or out-of-order issue (trace-format replay semantics).
+        concurrency: requests in flight at most.
+        model_size: the tiny model preset (BENCH: recompute costs more than a cache hit).
+        max_output_tokens: caps each call's ``output_len`` (None: the trace's lengths); a
+            CPU run's time goes to decoding, which no memory policy changes.
+        ooo_window_steps: the ooo window rule (as ``ReplayConfig.ooo_window_steps``).
+    """
+
+    policies: tuple[str, ...]
+    memory_ratio: float
+    host_ratio: float = 0.0
+    lora_slots: int | None = None
+    mode: Mode = Mode.LOCKSTEP
+    concurrency: int = 8
+    model_size: TinyModelSize = TinyModelSize.BENCH
+    max_output_tokens: int | None = None
+    ooo_window_steps: int = 8
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.policies) - set(POLICIES))
+        if unknown or not self.policies or len(set(self.policies)) != len(self.policies):
+            raise ValueError(f"policies must be distinct names from {sorted(POLICIES)}")
+        if not self.memory_ratio > 0 or not self.host_ratio >= 0:
+            raise ValueError("memory ratio must be > 0 and host ratio >= 0")
+        for name in ("lora_slots", "max_output_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.concurrency < 1 or self.ooo_window_steps < 0:
+            raise ValueError("concurrency must be >= 1 and the ooo window >= 0")
+
+    def replay_config(self) -> ReplayConfig:
+        """The cache replay's settings for the same run (its prediction)."""
+        return ReplayConfig(
+            memory_ratio=self.memory_ratio,
+            host_ratio=self.host_ratio,
+            lora_slots=self.lora_slots,
+            mode=self.mode,
+            ooo_window_steps=self.ooo_window_steps,
+        )
+
+    def output_tokens(self, output_len: int) -> int:
+        """Tokens to generate for a call whose trace asks ``output_len``."""
+        cap = self.max_output_tokens
+        return output_len if cap is None else min(output_len, cap)
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """KV pool sizes in real tokens."""
+
+    working_set_tokens: int
+    largest_request_tokens: int
+    device_tokens: int
+    host_tokens: int
+
+    @property
+    def hicache_ratio(self) -> float:
+        """SGLang's ``--hicache-ratio``: host pool / device pool."""
+        return self.host_tokens / self.device_tokens
+
+
+def plan_pools(trace: Trace, params: LiveParams) -> PoolPlan:
+    """Device and host pool sizes for ``trace`` under ``params`` (see the module docstring)."""
+    working = PromptBook(trace, token_scale=1).working_set_tokens()
+    largest = max(
+        (call.prompt_tokens + params.output_tokens(call.output_len) for call in trace.calls),
+        default=1,
+    )
+    floor = max(MIN_POOL_TOKENS, largest + POOL_MARGIN_TOKENS)
+    device = max(floor, int(params.memory_ratio * working))
+    return PoolPlan(working, largest, device, int(params.host_ratio * working))
+
+
+@dataclass(frozen=True)
+class LiveSetup:
+    """The model and the ``scalesim serve`` arguments every policy's server shares."""
+
+    model: TinyModel
+    adapters: tuple[str, ...]  # the trace's adapter names, served under these names
+    pools: PoolPlan
+    serve_args: tuple[str, ...]
+
+    @classmethod
+    def build(cls, trace: Trace, params: LiveParams, *, home: Path | None = None) -> LiveSetup:
+        """Build (once, cached under ``home``) the model with one adapter per trace adapter."""
+        adapters = tuple(sorted({call.lora for call in trace.calls if call.lora is not None}))
+        size = params.model_size
+        folder = (home or default_home()) / f"{size.value}-model-{len(adapters)}-loras"
+        model = ensure_tiny_model(folder, n_loras=len(adapters), size=size)
+        pools = plan_pools(trace, params)
+        args = ["--model-path", str(model.path), "--served-model-name", SERVED_MODEL_NAME]
+        args += ["--max-total-tokens", str(pools.device_tokens)]
+        if pools.host_tokens > 0:
+            args += ["--enable-hierarchical-cache", "--hicache-ratio", f"{pools.hicache_ratio:.4f}"]
+        if adapters:
+            paths = (
+                f"{name}={path}" for name, path in zip(adapters, model.adapter_paths, strict=True)
+            )
+            args += ["--enable-lora", "--lora-paths", *paths]
+            args += ["--max-loras-per-batch", str(params.lora_slots or len(adapters))]
+        args += _device_args()
+        return cls(model, adapters, pools, tuple(args))
+
+
+def _device_args() -> list[str]:
+    import torch
+
+    return [] if torch.cuda.is_available() else ["--device", "cpu"]
+
+
+def namespace_of(trace: Trace) -> str:
+    """The ScaleSim namespace of a trace: its name with characters the API refuses replaced."""
+    name = re.sub(r"[^A-Za-z0-9._:@/-]", "-", trace.header.name)[:128]
+    return name or "live"
