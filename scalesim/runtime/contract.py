@@ -42,12 +42,17 @@ class ContractError(ValueError):
 
 @dataclass(frozen=True)
 class AgentMeta:
-    """One request's ``custom_params.scalesim``, checked."""
+    """One request's ``custom_params.scalesim``, checked.
+
+    ``next_call`` None with ``no_call`` False: the request said nothing about the next call;
+    ``no_call`` True: it said ``"next_call": null``, no further call expected.
+    """
 
     agent: str
     namespace: str = DEFAULT_NAMESPACE
     clock: float | None = None
     next_call: float | None = None
+    no_call: bool = False
 
     @property
     def owner(self) -> str:
@@ -124,7 +129,8 @@ def parse_agent_meta(custom_params: object) -> AgentMeta | None:
     next_call = _optional_time(value.get("next_call"), field=prefix + "next_call")
     if clock is not None and next_call is not None and next_call < clock:
         raise ContractError(f"{prefix}next_call ({next_call}) must be >= clock ({clock})")
-    return AgentMeta(agent, namespace, clock, next_call)
+    no_call = "next_call" in value and value["next_call"] is None
+    return AgentMeta(agent, namespace, clock, next_call, no_call=no_call)
 
 
 def parse_distance_update(body: object) -> DistanceUpdate:

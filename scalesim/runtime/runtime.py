@@ -102,13 +102,14 @@ class ScaleSimRuntime:
         state.clock = max(state.clock, clock)
 
     def observe(self, meta: AgentMeta) -> str:
-        """A request arrived with ``meta``: advance its clock, apply its ``next_call``.
+        """A request arrived with ``meta``: advance its clock, apply its ``next_call`` (a null
+        ``next_call`` means no call expected: the agent ranks as far).
 
         Returns the request's owner key.
         """
         if meta.clock is not None:
             self.advance(meta.namespace, meta.clock)
-        if meta.next_call is not None:
+        if meta.next_call is not None or meta.no_call:
             self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
         return meta.owner
 

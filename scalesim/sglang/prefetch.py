@@ -54,7 +54,12 @@ def prefetch_step(scheduler: Any, runtime: ScaleSimRuntime) -> None:
     )
     for owner in plan.fetch:
         item = candidates[owner]
-        if cache.load_back(item.end.id, mem_quota=None, req=None):
+        try:
+            loaded = cache.load_back(item.end.id, mem_quota=None, req=None)
+        except Exception:
+            runtime.counters.kv_prefetch_failures += 1
+            raise  # the hook's guard logs it once; the rest of this step's plan is dropped
+        if loaded:
             runtime.counters.kv_prefetch_tokens += item.n_tokens
         else:
             runtime.counters.kv_prefetch_failures += 1

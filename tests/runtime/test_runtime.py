@@ -32,6 +32,17 @@ def test_request_next_call_makes_its_agent_near() -> None:
     assert (key.known, key.remaining(0.0)) == (KNOWN, 4.0)
 
 
+def test_request_next_call_null_means_no_call_expected() -> None:
+    """Regression: ``"next_call": null`` in request metadata was read as "not given", so the
+    agent kept its old (near) prediction."""
+    runtime = ScaleSimRuntime()
+    owner = runtime.observe(AgentMeta("a0", "town", clock=3.0, next_call=7.0))
+    runtime.observe(AgentMeta("a0", "town", clock=4.0))  # says nothing: prediction kept
+    assert runtime.rank_key([owner], 0.0).known == KNOWN
+    runtime.observe(AgentMeta("a0", "town", clock=5.0, no_call=True))
+    assert runtime.rank_key([owner], 0.0).known == UNKNOWN
+
+
 def test_update_ranks_by_distance_from_the_namespace_clock() -> None:
     runtime = ScaleSimRuntime()
     result = runtime.apply(_update(10.0, {"a": 12.0, "b": 30.0, "c": None}, version=1))

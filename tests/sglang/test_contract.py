@@ -58,7 +58,9 @@ def test_full_metadata_is_accepted() -> None:
     ],
 )
 def test_metadata_at_the_edges_is_accepted(meta: dict[str, Any]) -> None:
-    assert parse_agent_meta({"scalesim": meta}) is not None
+    parsed = parse_agent_meta({"scalesim": meta})
+    assert parsed is not None
+    assert parsed.no_call == ("next_call" in meta and meta["next_call"] is None)
 
 
 _PREFIX = "custom_params.scalesim."
@@ -293,6 +295,7 @@ def test_any_accepted_metadata_round_trips(meta: dict[str, Any]) -> None:
         meta.get("namespace", DEFAULT_NAMESPACE),
         meta.get("clock"),
         meta.get("next_call"),
+        no_call="next_call" in meta and meta["next_call"] is None,
     )
 
 
