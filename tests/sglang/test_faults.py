@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+from script_run import ScriptRun
 
-HERE = Path(__file__).resolve().parent
 TIMEOUT_S = 240
 #: Agent a's and b's prompts: one 16-token node each (SGLang loads back 10 tokens or more).
 PROMPT_A, PROMPT_B, PROMPT_C = list(range(1, 17)), list(range(17, 33)), list(range(33, 49))
@@ -250,51 +247,24 @@ def _run_case(case: Callable[[ModuleType], dict[str, Any]], module: ModuleType) 
 
 
 # ---- the tests -----------------------------------------------------------------------------
-class FaultRun:
-    """The subprocess; :meth:`results` waits for its JSON."""
-
-    def __init__(self) -> None:
-        path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve())],
-            env={**os.environ, "PYTHONPATH": path},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._results: dict[str, Any] | None = None
-
-    def results(self) -> dict[str, Any]:
-        if self._results is None:
-            out, err = self._process.communicate(timeout=TIMEOUT_S)
-            assert self._process.returncode == 0, f"fault script failed:\n{err[-4000:]}"
-            self._results = json.loads(out.strip().splitlines()[-1])
-        return self._results
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.communicate()
-
-
 @pytest.fixture(scope="module")
-def fault_start(request: pytest.FixtureRequest) -> Iterator[FaultRun | None]:
+def fault_start(request: pytest.FixtureRequest) -> Iterator[ScriptRun | None]:
     """Starts the subprocess if a selected test needs it (before SGLang is imported here)."""
     needed = any("faults" in item.fixturenames for item in request.session.items)
-    run = FaultRun() if needed else None
+    run = ScriptRun(Path(__file__).resolve(), timeout_s=TIMEOUT_S) if needed else None
     yield run
     if run is not None:
         run.stop()
 
 
 @pytest.fixture(scope="module")
-def faults(fault_start: FaultRun | None) -> dict[str, Any]:
+def faults(fault_start: ScriptRun | None) -> dict[str, Any]:
     assert fault_start is not None
     return fault_start.results()
 
 
 @pytest.fixture(scope="module")
-def harness(fault_start: FaultRun | None) -> ModuleType:
+def harness(fault_start: ScriptRun | None) -> ModuleType:
     """``tier_harness`` (imports SGLang), with ScaleSim's tree hooks installed once."""
     import tier_harness
     from scalesim.patches.registration import register_and_verify

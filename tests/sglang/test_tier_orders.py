@@ -14,15 +14,12 @@ Both processes spend most of their time importing SGLang, so the module imports 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_run import ScriptRun
 
 HERE = Path(__file__).resolve().parent
 HOST_SCRIPT = HERE / "host_tier_orders.py"
@@ -31,46 +28,19 @@ HOST_TIMEOUT_S = 180
 KIT_FULL_PAGE_SIZES = (1, 4, 16, 64, 128)
 
 
-class HostRun:
-    """The host-tier subprocess; :meth:`results` waits for its JSON."""
-
-    def __init__(self) -> None:
-        path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen(
-            [sys.executable, str(HOST_SCRIPT)],
-            env={**os.environ, "PYTHONPATH": path},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._results: dict[str, object] | None = None
-
-    def results(self) -> dict[str, object]:
-        if self._results is None:
-            out, err = self._process.communicate(timeout=HOST_TIMEOUT_S)
-            assert self._process.returncode == 0, f"host-tier script failed:\n{err[-4000:]}"
-            self._results = json.loads(out.strip().splitlines()[-1])
-        return self._results
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.communicate()
-
-
 @pytest.fixture(scope="module")
-def host_start(request: pytest.FixtureRequest) -> Iterator[HostRun | None]:
+def host_start(request: pytest.FixtureRequest) -> Iterator[ScriptRun | None]:
     """Starts the host-tier subprocess if a selected test needs it (before SGLang is imported
     here, so both imports run at once)."""
     needed = any("host_run" in item.fixturenames for item in request.session.items)
-    run = HostRun() if needed else None
+    run = ScriptRun(HOST_SCRIPT, timeout_s=HOST_TIMEOUT_S) if needed else None
     yield run
     if run is not None:
         run.stop()
 
 
 @pytest.fixture(scope="module")
-def harness(host_start: HostRun | None) -> ModuleType:
+def harness(host_start: ScriptRun | None) -> ModuleType:
     """``tier_harness`` (which imports SGLang), with ScaleSim's tree hooks installed once."""
     import tier_harness
     from scalesim.patches.registration import register_and_verify
@@ -81,7 +51,7 @@ def harness(host_start: HostRun | None) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def host_run(host_start: HostRun | None) -> HostRun:
+def host_run(host_start: ScriptRun | None) -> ScriptRun:
     assert host_start is not None
     return host_start
 
@@ -161,18 +131,18 @@ def test_device_parent_split_off_by_a_match_keeps_its_owners(harness: ModuleType
 
 
 # ---- host tier (HiCache on CPU, in a subprocess) -------------------------------------------
-def test_host_case_backs_up_every_node_and_device_eviction_demotes_it(host_run: HostRun) -> None:
+def test_host_case_backs_up_every_node_and_device_eviction_demotes_it(host_run: ScriptRun) -> None:
     results = host_run.results()
     assert results["backed_up"] == ["a", "b", "c", "prefix", "u"]
     assert results["device_order"] == ["u", "b", "c", "a", "prefix"]
     assert results["host_only"] == ["a", "b", "c", "prefix", "u"]
 
 
-def test_host_tier_evicts_unknown_then_farthest_first(host_run: HostRun) -> None:
+def test_host_tier_evicts_unknown_then_farthest_first(host_run: ScriptRun) -> None:
     assert host_run.results()["host_order_before_update"] == ["u", "b"]
 
 
-def test_host_tier_follows_a_re_ranking_update(host_run: HostRun) -> None:
+def test_host_tier_follows_a_re_ranking_update(host_run: ScriptRun) -> None:
     """After the update a is 20 ahead, c 10 and b 8: a goes, then c, and the prefix (owned by
     a and b) ranks by its nearest owner b and goes last."""
     results = host_run.results()
