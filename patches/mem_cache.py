@@ -20,8 +20,10 @@ from sglang.srt.arg_groups.choices import (
     add_radix_eviction_policy_choices,
 )
 from sglang.srt.mem_cache.evict_policy import EvictionStrategy
+from sglang.srt.mem_cache.unified_cache.components.base import ComponentType
 from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES
 
+from scalesim.sglang.eviction import ScaleSimStrategy, runtime_of
 from scalesim.sglang.guard import guarded
 
 #: The value of ``--radix-eviction-policy`` that selects ScaleSim's strategy.
@@ -44,8 +46,6 @@ def build_eviction_strategy(
     """
     if eviction_policy.lower() != POLICY_NAME:
         return original(eviction_policy, config)
-    from scalesim.sglang.eviction import ScaleSimStrategy
-
     return ScaleSimStrategy.from_config(config)
 
 
@@ -63,8 +63,6 @@ def strategy_registered(name: str, strategy: EvictionStrategy) -> Iterator[None]
 @guarded("split_node")
 def after_split_node(result: Any, core: Any, key: Any, child: Any, split_len: int) -> None:
     """AFTER ``UnifiedTreeCore._split_node``: the new parent keeps the child's owners."""
-    from scalesim.sglang.eviction import runtime_of
-
     runtime = runtime_of(core)
     if runtime is not None:
         runtime.owners.on_split(result[0], child)
@@ -73,8 +71,6 @@ def after_split_node(result: Any, core: Any, key: Any, child: Any, split_len: in
 @guarded("unregister_node")
 def after_unregister_node(result: Any, core: Any, node: Any) -> None:
     """AFTER ``UnifiedTreeCore._unregister_node``: forget a node that left the tree."""
-    from scalesim.sglang.eviction import runtime_of
-
     runtime = runtime_of(core)
     if runtime is not None:
         runtime.owners.forget(node)
@@ -84,8 +80,6 @@ def after_unregister_node(result: Any, core: Any, node: Any) -> None:
 def after_checkpoint_into_tree(result: Any, cache: Any, req: Any, **kwargs: Any) -> None:
     """AFTER ``UnifiedRadixCache.checkpoint_into_tree``: the inserted path (ending at
     ``req.last_node``) is the one the request's agent will reuse."""
-    from scalesim.sglang.eviction import runtime_of
-
     owner: str | None = getattr(req, "scalesim_owner", None)
     runtime = runtime_of(cache)
     if owner is None or runtime is None:
@@ -98,8 +92,6 @@ def after_checkpoint_into_tree(result: Any, cache: Any, req: Any, **kwargs: Any)
 @guarded("evict")
 def after_evict(result: Any, cache: Any, *args: Any, **kwargs: Any) -> None:
     """AFTER ``UnifiedRadixCache._evict``: count device tokens evicted under the policy."""
-    from scalesim.sglang.eviction import runtime_of
-
     runtime = runtime_of(cache)
     if runtime is not None:
         runtime.counters.evicted_device_tokens += int(result.num_tokens_evicted)
@@ -111,10 +103,6 @@ def after_evict_host(
 ) -> None:
     """AFTER ``UnifiedRadixCache.evict_host``: count host KV tokens evicted under the policy
     (the full-attention component; auxiliary components are not KV tokens)."""
-    from sglang.srt.mem_cache.unified_cache.components.base import ComponentType
-
-    from scalesim.sglang.eviction import runtime_of
-
     runtime = runtime_of(cache)
     if runtime is not None and component_type in (None, ComponentType.FULL):
         runtime.counters.evicted_host_tokens += int(result)

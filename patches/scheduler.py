@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from scalesim.sglang.eviction import runtime_of
 from scalesim.sglang.guard import guarded
+from scalesim.sglang.metrics import publish_metrics
+from scalesim.sglang.prefetch import prefetch_step
+from scalesim.sglang.requests import observe_request
 
 
 @guarded("create_generation_req")
@@ -18,8 +22,6 @@ def after_create_generation_req(
 ) -> None:
     """AFTER ``Scheduler._create_generation_req``: tag the request with its owner key and feed
     its clock and ``next_call`` to the runtime."""
-    from scalesim.sglang.requests import observe_request
-
     observe_request(scheduler, req, recv_req)
 
 
@@ -27,10 +29,6 @@ def after_create_generation_req(
 def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:
     """AFTER ``Scheduler._process_hicache_events`` (once per scheduler iteration): queue
     load-backs for the nearest agents, then publish the runtime's metrics."""
-    from scalesim.sglang.eviction import runtime_of
-    from scalesim.sglang.metrics import publish_metrics
-    from scalesim.sglang.prefetch import prefetch_step
-
     runtime = runtime_of(getattr(scheduler, "tree_cache", None))
     if runtime is not None:
         prefetch_step(scheduler, runtime)
