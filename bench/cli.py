@@ -1,4 +1,4 @@
-"""``scalesim bench gen | replay | sweep | live``: workload traces, cache replays, live runs.
+"""``scalesim bench gen | replay | sweep | live | soak``: traces, cache replays, live runs.
 
 Who calls it: ``scalesim/cli.py`` delegates ``scalesim bench ...`` here; also runnable
 as ``python -m scalesim.bench.cli``. Prints a table on stdout, progress on stderr.
@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalesim bench")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("gen", help="generate a workload trace")
-    gen.add_argument("--workload", required=True, help="town, independent, diffusion or workflow")
+    gen.add_argument(
+        "--workload",
+        required=True,
+        help="town, independent, diffusion, workflow, or from real data: village, social",
+    )
     gen.add_argument("--agents", type=int, required=True, help="distinct agents (up to 10,000+)")
     gen.add_argument("--steps", type=int, required=True, help="10 s steps (8,640 = one day)")
     gen.add_argument("--seed", type=int, default=0, help="same seed, same trace")
     gen.add_argument("--loras", action="store_true", help="give every agent its own adapter")
     gen.add_argument("-o", "--output", type=Path, required=True, help="trace file (.jsonl)")
+    gen.add_argument(
+        "--data-dir",
+        type=Path,
+        help="real data sets for village/social (default: $SCALESIM_DATA_DIR, else "
+        "shared/data beside the repository checkout)",
+    )
     defaults = ReplayConfig(memory_ratio=1.0)
     for name in ("replay", "sweep"):
         cmd = sub.add_parser(name, help=f"{name} a trace against cache policies")
@@ -83,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     from .live.run import add_live_arguments
 
     add_live_arguments(sub.add_parser("live", help="drive a trace against real servers"))
+    from .soak import add_soak_arguments
+
+    add_soak_arguments(sub.add_parser("soak", help="load and soak one real server for minutes"))
     return parser
 
 
@@ -181,28 +195,44 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_gen(args: argparse.Namespace) -> int:
+    """Write the trace; a missing real data set is a one-line error (exit status 2)."""
+    from .workloads import generate
+
+    try:
+        trace = generate(
+            args.workload,
+            agents=args.agents,
+            steps=args.steps,
+            seed=args.seed,
+            loras=args.loras,
+            data_dir=args.data_dir,
+        )
+    except FileNotFoundError as error:
+        print(f"scalesim bench gen: {error}", file=sys.stderr)
+        return 2
+    write_trace(args.output, trace)
+    print(f"{args.output}: {len(trace.calls)} calls, {len(trace.hints)} hints")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run one ``scalesim bench`` subcommand; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "gen":
-        from .workloads import generate
-
-        trace = generate(
-            args.workload, agents=args.agents, steps=args.steps, seed=args.seed, loras=args.loras
-        )
-        write_trace(args.output, trace)
-        print(f"{args.output}: {len(trace.calls)} calls, {len(trace.hints)} hints")
-        return 0
+        return _run_gen(args)
     if args.command == "replay":
         return _run_replay(args)
     if args.command == "live":
         from .live.run import run_live
 
         return run_live(args)
+    if args.command == "soak":
+        from .soak import run_from_args
+
+        return run_from_args(args)
     return _run_sweep(args)
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))
