@@ -35,6 +35,7 @@ import itertools
 import json
 import random
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -505,25 +506,15 @@ def growth(samples: Sequence[Sample], duration_s: float) -> dict[str, Any]:
 
 def document(params: SoakParams, load: Load, *, startup_s: float, wall_s: float) -> dict[str, Any]:
     """The JSON result: totals, rates, latencies, growth, the drained state and every sample."""
-    counts = load.tally.snapshot()
-    totals = {key: counts.get(key, 0) for key in ("requests", "updates", "deletes")}
-    totals |= {kind: counts.get(kind, 0) for kind in (*ERROR_KINDS, "lost_updates")}
-    totals["errors"] = sum(counts.get(kind, 0) for kind in ERROR_KINDS)
-    for key in ("namespaces_checked", "already_applied", "applied_entries"):
-        totals[key] = counts.get(key, 0)
-    totals |= {key: counts.get(key, 0) for key in ("prompt_tokens", "cached_tokens")}
+    totals = _totals(load)
     latency = {
         kind: {f"p{q}": round(percentile(sorted(values), q), 4) for q in (50, 99)}
         for kind, values in load.tally.latency_s.items()
     }
     rates = {key: round(totals[key] / load.load_s, 2) for key in ("requests", "updates", "deletes")}
-    last = load.drained or (load.samples[-1] if load.samples else None)
-    if last is not None:  # the server's own count; every successful chat applies one entry
-        totals["server_distance_updates"] = last.distance_updates
-        totals["client_distance_updates"] = totals["applied_entries"] + totals["requests"]
-        totals["server_rejected_updates"] = last.rejected_updates
     return {
         "machine": machine(),
+        "source": source_tree(),
         "params": dataclasses.asdict(params),
         "serve_flags": serve_flags(params),
         "startup_s": round(startup_s, 1),
@@ -538,6 +529,40 @@ def document(params: SoakParams, load: Load, *, startup_s: float, wall_s: float)
         "examples": load.tally.examples,
         "samples": [sample._asdict() for sample in load.samples],
     }
+
+
+def _totals(load: Load) -> dict[str, int]:
+    """The client's counts, and the server's own distance and rejection counters."""
+    counts = load.tally.snapshot()
+    names = [*("requests", "updates", "deletes"), *ERROR_KINDS, "lost_updates"]
+    names += ["namespaces_checked", "already_applied", "applied_entries"]
+    names += ["prompt_tokens", "cached_tokens"]
+    totals = {name: counts.get(name, 0) for name in names}
+    totals["errors"] = sum(counts.get(kind, 0) for kind in ERROR_KINDS)
+    last = load.drained or (load.samples[-1] if load.samples else None)
+    if last is not None:
+        totals["server_distance_updates"] = last.distance_updates
+        # every successful chat applies one entry; a reply's ``applied`` also counts the
+        # withdrawn agents (``unknown``), which the server's counter leaves out
+        totals["client_distance_updates"] = totals["applied_entries"] + totals["requests"]
+        totals["server_rejected_updates"] = last.rejected_updates
+    return totals
+
+
+def source_tree() -> dict[str, Any] | None:
+    """The commit the server's code came from, and its files changed since (None: no git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = _git(root, "rev-parse", "HEAD").strip()
+        dirty = _git(root, "status", "--porcelain", "--", "scalesim", "patches", "kernels")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": commit, "changed": [line[3:] for line in dirty.splitlines()]}
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True)
+    return done.stdout.decode()
 
 
 def serve_flags(params: SoakParams) -> list[str]:
@@ -594,9 +619,19 @@ def render(result: dict[str, Any]) -> str:
         "",
         "Lost update: a namespace whose `GET /scalesim/v1/state` version, read after its chats "
         "drained and before its `DELETE`, is not the version of the last update the server "
-        "accepted. Entries: agent distances applied, from updates and request `next_call`.",
+        "accepted. The client's count of distance entries adds each update's `applied` (which "
+        "also counts its withdrawn agent) and one per chat; the server's `distance_updates` "
+        "leaves withdrawals out, so the two differ by about one per update.",
+        f"Server code: commit {_source(result['source'])}.",
     ]
     return "\n".join([*lines, *_growth_lines(result)]) + "\n"
+
+
+def _source(source: dict[str, Any] | None) -> str:
+    if source is None:
+        return "unknown"
+    changed = ", ".join(source["changed"]) or "none"
+    return f"`{source['commit'][:12]}`, files changed since: {changed}"
 
 
 def _growth_lines(result: dict[str, Any]) -> list[str]:
