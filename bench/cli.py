@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .costmodel import CostModel, load_cost_model
+from .hint_noise import check_level
+from .hint_sweep import DEFAULT_LEVELS, run_sweep
+from .hint_sweep import markdown as hint_markdown
+from .hint_sweep import write as write_hint_sweep
 from .replay.engine import replay_policies
 from .replay.policies import INFINITE
 from .replay.prompts import PromptBook
@@ -47,22 +51,32 @@ def _parser() -> argparse.ArgumentParser:
         "shared/data beside the repository checkout)",
     )
     defaults = ReplayConfig(memory_ratio=1.0)
-    for name in ("replay", "sweep"):
-        cmd = sub.add_parser(name, help=f"{name} a trace against cache policies")
+    helps = {
+        "replay": "replay a trace against cache policies",
+        "sweep": "replay a trace over several memory ratios",
+        "hints": "replay ScaleSim as the trace's hints get worse (exact to adversarial)",
+    }
+    for name, text in helps.items():
+        cmd = sub.add_parser(name, help=text)
         cmd.add_argument("trace", type=Path, help="trace file written by `gen`")
         cmd.add_argument(
             "--policies",
             default=_DEFAULT_POLICIES,
             help="comma-separated: scalesim, belady, infinite and SGLang's own (lru, lfu, ...)",
         )
-        if name == "replay":
+        if name != "sweep":
             cmd.add_argument(
                 "--memory-ratio",
                 type=float,
-                required=True,
+                required=name == "replay",
+                default=0.25,
                 help="GPU KV capacity / the trace's reusable prefix working set",
             )
+        if name == "replay":
             cmd.add_argument("--json", type=Path, help="also write the results as JSON here")
+        elif name == "hints":
+            cmd.add_argument("--levels", default=DEFAULT_LEVELS, help="comma-separated levels")
+            cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
         else:
             cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5", help="comma-separated")
             cmd.add_argument(
@@ -216,6 +230,20 @@ def _run_gen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_hints(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    levels = [check_level(level.strip()) for level in args.levels.split(",") if level.strip()]
+    started = time.perf_counter()
+    body = run_sweep(trace, _config(args, args.memory_ratio), levels)
+    wall = {str(args.memory_ratio): round(time.perf_counter() - started, 1)}
+    meta = _meta(trace, args, wall)
+    meta["params"]["memory_ratio"] = args.memory_ratio
+    document = {**meta, **body}
+    write_hint_sweep(document, args.out)
+    print(hint_markdown(document, args.out.name))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run one ``scalesim bench`` subcommand; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -223,6 +251,8 @@ def main(argv: list[str]) -> int:
         return _run_gen(args)
     if args.command == "replay":
         return _run_replay(args)
+    if args.command == "hints":
+        return _run_hints(args)
     if args.command == "live":
         from .live.run import run_live
 

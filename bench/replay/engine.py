@@ -110,6 +110,8 @@ class PolicyRun:
         ready = self.gate.ready()
         if ready:
             self._advance(float(self.gate.current_step))
+        for index in ready:
+            self.ranking.arrive(index)
         return ready
 
     def _admit(self, waiting: list[int], running: list[_Running]) -> float:

@@ -23,7 +23,13 @@ from sglang.srt.mem_cache.evict_policy import EvictionStrategy
 from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES
 
 from scalesim.distance import Source
-from scalesim.runtime import DEFAULT_NAMESPACE, RuntimeConfig, ScaleSimRuntime, owner_key
+from scalesim.runtime import (
+    DEFAULT_NAMESPACE,
+    AgentMeta,
+    RuntimeConfig,
+    ScaleSimRuntime,
+    owner_key,
+)
 from scalesim.sglang.eviction import ScaleSimStrategy
 
 from ..trace import Hint
@@ -41,6 +47,9 @@ class Ranking(Protocol):
 
     def advance(self, step: float) -> None:
         """The replay's logical clock moved to ``step`` (never backwards)."""
+
+    def arrive(self, call_index: int) -> None:
+        """Call ``call_index`` was issued (the live server's request arrival)."""
 
     def start_call(self, call_index: int) -> None:
         """Call ``call_index`` is being admitted: what follows happens on its behalf."""
@@ -62,6 +71,9 @@ class StockRanking:
         return _EVICTION_POLICY_FACTORIES[self.name]()
 
     def advance(self, step: float) -> None:
+        return None
+
+    def arrive(self, call_index: int) -> None:
         return None
 
     def start_call(self, call_index: int) -> None:
@@ -112,6 +124,11 @@ class ScaleSimRanking:
             self.runtime.predict(DEFAULT_NAMESPACE, {hint.agent: next_call}, source=Source.HINT)
             self._next_hint += 1
         self.runtime.advance(DEFAULT_NAMESPACE, step)
+
+    def arrive(self, call_index: int) -> None:
+        """The call reaches the runtime as a request without metadata of its own would: the
+        runtime scores the prediction in force for its agent."""
+        self.runtime.observe(AgentMeta(self.book.calls[call_index].agent))
 
     def start_call(self, call_index: int) -> None:
         return None
@@ -200,6 +217,9 @@ class BeladyRanking:
         return self.strategy
 
     def advance(self, step: float) -> None:
+        return None
+
+    def arrive(self, call_index: int) -> None:
         return None
 
     def start_call(self, call_index: int) -> None:

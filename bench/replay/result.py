@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from scalesim.runtime import RuntimeConfig
+from scalesim.runtime import HintTrustMode, RuntimeConfig
 
 from ..costmodel import CostModel
 
@@ -42,6 +42,7 @@ class ReplayConfig:
         ooo_window_steps: in ooo mode a call may run at most this many steps ahead of the
             oldest unfinished call.
         cost: the cost model for the makespan.
+        hint_trust: how far ScaleSim trusts the trace's hints (``RuntimeConfig.hint_trust``).
     """
 
     memory_ratio: float
@@ -54,11 +55,14 @@ class ReplayConfig:
     ooo_window_steps: int = 8
     evict_headroom: float = 0.02
     cost: CostModel = field(default_factory=CostModel)
+    hint_trust: HintTrustMode = HintTrustMode.LEARNED
 
     def runtime_config(self) -> RuntimeConfig:
         """The ScaleSim runtime's settings for this replay (time unit: trace steps)."""
         return RuntimeConfig(
-            overdue_grace=self.overdue_grace_steps, prefetch_window=self.prefetch_window_steps
+            overdue_grace=self.overdue_grace_steps,
+            prefetch_window=self.prefetch_window_steps,
+            hint_trust=self.hint_trust,
         )
 
 

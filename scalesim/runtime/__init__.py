@@ -3,7 +3,7 @@
 Standard library plus the core (``scalesim.distance``, ``scalesim.memory``): no torch, no sglang.
 """
 
-from .config import RuntimeConfig
+from .config import HintTrustMode, RuntimeConfig
 from .contract import (
     DEFAULT_NAMESPACE,
     MAX_BODY_BYTES,
@@ -33,6 +33,7 @@ __all__ = [
     "ContractError",
     "DistanceUpdate",
     "DropResult",
+    "HintTrustMode",
     "NamespaceState",
     "NodeOwners",
     "RuntimeConfig",

@@ -11,11 +11,19 @@ Invariants: every value is checked in ``__post_init__``; a config never changes 
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from scalesim.config import ConfigError
+
+
+class HintTrustMode(str, enum.Enum):
+    """How far predicted next calls are trusted."""
+
+    LEARNED = "learned"  # per agent, from how its past predictions turned out (trust.py)
+    FULL = "full"  # always: rank by the prediction alone (exact hints; comparisons)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,10 @@ class RuntimeConfig:
       much time of their namespace's clock.
     - ``prefetch_budget_tokens`` (int >= 0, default 8192): most tokens queued for prefetch at
       one scheduler step.
+    - ``hint_trust`` (``"learned"`` or ``"full"``, default ``"learned"``): ``learned`` weighs each
+      agent's predictions by how well its past ones landed, falling back to recency (LRU's
+      order) for agents whose predictions carry no information; ``full`` ranks by predictions
+      alone.
     """
 
     horizon: float | None = None
@@ -39,8 +51,14 @@ class RuntimeConfig:
     prefetch: bool = True
     prefetch_window: float = 2.0
     prefetch_budget_tokens: int = 8192
+    hint_trust: HintTrustMode = HintTrustMode.LEARNED
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hint_trust, HintTrustMode):
+            choices = [mode.value for mode in HintTrustMode]
+            if self.hint_trust not in choices:
+                raise ConfigError(f"hint_trust must be one of {choices}, got {self.hint_trust!r}")
+            object.__setattr__(self, "hint_trust", HintTrustMode(self.hint_trust))
         for name in ("horizon", "overdue_grace"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 < value < math.inf):

@@ -27,9 +27,10 @@ from scalesim.memory.plan import PrefetchPlan
 from scalesim.memory.planner import MemoryPlanner
 from scalesim.memory.resource import Resource
 
-from .config import RuntimeConfig
+from .config import HintTrustMode, RuntimeConfig
 from .contract import AgentMeta, ContractError, DistanceUpdate, owner_key, split_owner
 from .owners import NodeOwners, TreeNode, stable_node
+from .trust import HintTrust
 
 
 @dataclass
@@ -91,6 +92,7 @@ class ScaleSimRuntime:
             horizon=self.config.horizon, overdue_grace=self.config.overdue_grace
         )
         self.owners = NodeOwners()
+        self.trust = HintTrust()
         self.counters = RuntimeCounters()
         self._namespaces: dict[str, Namespace] = {}
         self._planner = MemoryPlanner(self)
@@ -102,13 +104,26 @@ class ScaleSimRuntime:
         state.clock = max(state.clock, clock)
 
     def observe(self, meta: AgentMeta) -> str:
-        """A request arrived with ``meta``: advance its clock, apply its ``next_call`` (a null
-        ``next_call`` means no call expected: the agent ranks as far).
+        """A request arrived with ``meta``: advance its clock, score the prediction that was in
+        force for its agent (:class:`HintTrust`), apply its ``next_call`` (a null ``next_call``
+        means no call expected: the agent ranks as far).
 
         Returns the request's owner key.
         """
         if meta.clock is not None:
             self.advance(meta.namespace, meta.clock)
+        state = self._namespace(meta.namespace)
+        entry = self.table.lookup(meta.owner, now=state.clock).entry
+        if entry is None:
+            self.trust.called(meta.owner, meta.namespace, at=state.clock, predicted=None)
+        else:
+            self.trust.called(
+                meta.owner,
+                meta.namespace,
+                at=state.clock,
+                predicted=entry.eta,
+                predicted_at=entry.set_at,
+            )
         if meta.next_call is not None or meta.no_call:
             self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
         return meta.owner
@@ -128,6 +143,7 @@ class ScaleSimRuntime:
         }
         applied = self.table.update_batch(distances, now=state.clock, source=source)
         for owner, distance in distances.items():
+            self.trust.seen(owner, namespace, at=state.clock)
             if distance is not None:
                 heapq.heappush(state.due, (state.clock + distance, owner))
         self._compact_due(state)
@@ -171,6 +187,7 @@ class ScaleSimRuntime:
         agents = [agent for agent in self.table.agents() if agent.startswith(prefix)]
         dropped = self.table.forget(agents, now=state.clock)
         owners = self.owners.drop(self.owners.owners_with_prefix(prefix))
+        self.trust.drop_namespace(namespace, prefix=prefix)
         return DropResult(namespace, dropped, owners)
 
     def record_path(
@@ -196,13 +213,7 @@ class ScaleSimRuntime:
         ``now`` is time elapsed past every namespace's clock (0: the present); the nearest
         owner decides, by its distance from its own namespace's clock.
         """
-        best = UNKNOWN_RANK
-        for owner in owners:
-            clock = self._clock_of(owner) + now
-            rank = self.table.owner_rank(owner, now=clock)
-            if rank.known == KNOWN:
-                rank = OwnerRank(KNOWN, rank.neg_eta + clock)
-            best = max(best, rank)
+        best = max((self._owner_rank(owner, now) for owner in owners), default=UNKNOWN_RANK)
         return RankKey(best.known, best.neg_eta, last_use, tiebreak)
 
     def node_rank(self, node: TreeNode, last_use: float) -> RankKey:
@@ -214,7 +225,8 @@ class ScaleSimRuntime:
 
         Only calls still ahead count: a predicted call already past its time (overdue) is not
         prefetched for, since it did not come when expected; it leaves the due list for good
-        unless a new prediction is made.
+        unless a new prediction is made. Nor is one whose agent's predictions earned too little
+        trust to rank it within the window (:meth:`is_near`).
         """
         window = self.config.prefetch_window
         found: list[tuple[float, str]] = []
@@ -227,7 +239,8 @@ class ScaleSimRuntime:
                 lookup = self.table.lookup(owner, now=state.clock)
                 if lookup.knowledge is Knowledge.KNOWN and lookup.eta == eta:
                     kept.append((eta, owner))
-                    found.append((eta - state.clock, owner))
+                    if self.is_near([owner]):
+                        found.append((eta - state.clock, owner))
             for item in kept:
                 heapq.heappush(state.due, item)
         return [owner for _, owner in sorted(set(found))]
@@ -270,9 +283,18 @@ class ScaleSimRuntime:
             state = self._namespaces[name] = Namespace()
         return state
 
-    def _clock_of(self, owner: str) -> float:
-        state = self._namespaces.get(split_owner(owner)[0])
-        return 0.0 if state is None else state.clock
+    def _owner_rank(self, owner: str, now: float) -> OwnerRank:
+        """How near ``owner``'s next call is, ``now`` past its namespace's clock, as minus the
+        time left: its prediction blended with its recency by the trust it earned."""
+        namespace = split_owner(owner)[0]
+        state = self._namespaces.get(namespace)
+        clock = (0.0 if state is None else state.clock) + now
+        eta = self.table.lookup(owner, now=clock).eta
+        if eta is None:  # no fresh prediction: withdrawn, stale, none, or no call expected
+            return UNKNOWN_RANK
+        if self.config.hint_trust is HintTrustMode.LEARNED and self.trust.knows(owner):
+            eta = self.trust.blend(owner, namespace, predicted=eta, now=clock)
+        return OwnerRank(KNOWN, clock - eta)
 
     def _compact_due(self, state: Namespace) -> None:
         if len(state.due) > 2 * len(self.table) + 64:

@@ -1,0 +1,109 @@
+"""Hints of chosen quality for one trace: exact, noisy, uninformative or adversarial.
+
+Who calls it: the hint-quality sweep (``hint_sweep.py``) and its tests. Every variant keeps the
+trace's calls and hints at the positions an exact hinter would (each agent at step 0 with its
+first call, at each call with its next, null after its last) and changes only how far ahead
+each hint says the call is:
+
+- ``exact``: the true next call.
+- ``noise:F``: the true distance plus a Gaussian error of standard deviation ``F`` times that
+  distance (as many early as late; never before the hint's own step). ``noise:1`` errs by the
+  size of the distance itself.
+- ``random``: a distance drawn uniformly from [0, twice the trace's mean distance]: no
+  information at all.
+- ``adversarial``: the true distances turned upside down (``longest - true``): the nearest
+  call is said to be the farthest.
+
+Invariants: the same trace, level and seed give the same hints (a private RNG per run).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from .trace import Event, Hint, Trace
+
+EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
+_NOISE = "noise:"
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a hint goes: at ``step`` about ``agent``'s call at ``truth`` (None: no more)."""
+
+    step: int
+    agent: str
+    truth: int | None
+
+
+def check_level(level: str) -> str:
+    """``level`` if it names a variant; ValueError naming the choices otherwise."""
+    if level in (EXACT, RANDOM, ADVERSARIAL):
+        return level
+    if level.startswith(_NOISE):
+        try:
+            if float(level[len(_NOISE) :]) >= 0:
+                return level
+        except ValueError:
+            pass
+    raise ValueError(f"hint level {level!r}: use exact, noise:F (F >= 0), random or adversarial")
+
+
+def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
+    """``trace`` with its hints replaced by the variant ``level`` (see the module docstring)."""
+    slots = _slots(trace)
+    distances = [slot.truth - slot.step for slot in slots if slot.truth is not None]
+    distort = _distortion(check_level(level), distances, random.Random(seed))
+    hints = [
+        Hint(slot.step, slot.agent, None)
+        if slot.truth is None
+        else Hint(slot.step, slot.agent, slot.step + distort(slot.truth - slot.step))
+        for slot in slots
+    ]
+
+    def order(event: Event) -> tuple[int, bool]:
+        return event.step, isinstance(event, Hint)
+
+    return replace(trace, events=tuple(sorted([*trace.calls, *hints], key=order)))
+
+
+def mean_abs_error(trace: Trace, reference: Trace) -> float:
+    """Mean |hinted - true next call| over ``trace``'s non-null hints; ``reference`` holds the
+    exact hints at the same positions (both from :func:`with_hints`)."""
+    if len(trace.hints) != len(reference.hints):
+        raise ValueError("the two traces' hints are not at the same positions")
+    errors = [
+        abs(hint.next_step - truth.next_step)
+        for hint, truth in zip(trace.hints, reference.hints, strict=True)
+        if hint.next_step is not None and truth.next_step is not None
+    ]
+    return sum(errors) / len(errors) if errors else 0.0
+
+
+def _slots(trace: Trace) -> list[_Slot]:
+    steps: dict[str, list[int]] = {}
+    for call in trace.calls:
+        steps.setdefault(call.agent, []).append(call.step)
+    slots = []
+    for agent, calls in sorted(steps.items()):
+        slots.append(_Slot(0, agent, calls[0]))
+        slots += [_Slot(step, agent, after) for step, after in itertools.pairwise(calls)]
+        slots.append(_Slot(calls[-1], agent, None))
+    return slots
+
+
+def _distortion(level: str, distances: list[int], rng: random.Random) -> Callable[[int], int]:
+    """The map from a true distance (steps) to the hinted one."""
+    longest = max(distances, default=0)
+    mean = sum(distances) / len(distances) if distances else 0.0
+    if level == EXACT:
+        return lambda distance: distance
+    if level == RANDOM:
+        return lambda distance: round(rng.uniform(0.0, 2.0 * mean))
+    if level == ADVERSARIAL:
+        return lambda distance: longest - distance
+    scale = float(level[len(_NOISE) :])
+    return lambda distance: max(0, round(distance + rng.gauss(0.0, scale * distance)))

@@ -1,0 +1,78 @@
+"""Hint variants for the quality sweep, and ScaleSim's robustness to bad hints in the replay."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scalesim.bench.exact_hints import exact_hints
+from scalesim.bench.hint_noise import check_level, mean_abs_error, with_hints
+from scalesim.bench.replay.engine import replay_policies
+from scalesim.bench.replay.result import ReplayConfig
+from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader, read_trace, write_trace
+
+
+def agents_trace(*, agents: int, steps: int, seed: int) -> Trace:
+    """Agents with private prefixes calling after random gaps (1-12 steps)."""
+    rng = random.Random(seed)
+    next_step = {f"a{i}": rng.randrange(4) for i in range(agents)}
+    calls: list[Call | Hint] = []
+    for step in range(steps):
+        for agent in sorted(next_step):
+            if next_step[agent] == step:
+                call_id = f"c{len(calls)}"
+                prompt = (Segment(f"persona/{agent}", 24), Segment(f"obs/{call_id}", 3))
+                calls.append(Call(call_id, agent, step, prompt, 4))
+                next_step[agent] = step + rng.randrange(1, 13)
+    return Trace(TraceHeader("agents", agents, steps), tuple(calls))
+
+
+def test_exact_level_equals_the_exact_hints_tool() -> None:
+    trace = agents_trace(agents=6, steps=30, seed=1)
+    assert with_hints(trace, "exact").hints == exact_hints(trace).hints
+
+
+@pytest.mark.parametrize("level", ["exact", "noise:0.5", "random", "adversarial"])
+def test_every_variant_is_a_valid_trace_with_the_same_calls(level: str, tmp_path: Path) -> None:
+    trace = agents_trace(agents=6, steps=30, seed=2)
+    varied = with_hints(trace, level, seed=4)
+    write_trace(tmp_path / "varied.jsonl", varied)  # the reader checks trace-format rules
+    assert read_trace(tmp_path / "varied.jsonl").calls == trace.calls
+    assert varied == with_hints(trace, level, seed=4)
+
+
+def test_error_grows_with_the_noise_level() -> None:
+    trace = agents_trace(agents=20, steps=200, seed=3)
+    exact = with_hints(trace, "exact")
+    errors = [mean_abs_error(with_hints(trace, f"noise:{f}"), exact) for f in (0, 0.25, 1)]
+    assert errors[0] == 0 < errors[1] < errors[2]
+    assert mean_abs_error(with_hints(trace, "adversarial"), exact) > errors[1]
+
+
+def test_unknown_level_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="noise:F"):
+        check_level("noisy")
+
+
+def _excess(trace: Trace, ratio: float) -> dict[str, int]:
+    config = ReplayConfig(memory_ratio=ratio, host_ratio=0.0, token_scale=1)
+    results = replay_policies(trace, ["lru", "scalesim", "infinite"], config)
+    floor = results["infinite"].recomputed_tokens
+    return {name: result.recomputed_tokens - floor for name, result in results.items()}
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    level=st.sampled_from(["random", "adversarial"]),
+    ratio=st.sampled_from([0.3, 0.5]),
+)
+def test_worthless_hints_leave_scalesim_near_lru(seed: int, level: str, ratio: float) -> None:
+    """Uninformative or inverted hints must cost little: ScaleSim's learned trust falls back to
+    recency, so its excess recompute stays within a small margin of LRU's."""
+    trace = with_hints(agents_trace(agents=16, steps=160, seed=seed), level, seed=seed)
+    excess = _excess(trace, ratio)
+    assert excess["scalesim"] <= 1.1 * excess["lru"] + 3 * 27, excess
