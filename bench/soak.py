@@ -676,7 +676,7 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     )
     for axis, (title, names, scale) in zip(axes, panels, strict=True):
         for name in names:
-            axis.plot(times, [s[name] / scale for s in samples], label=name)
+            axis.plot(times, [s[name] / scale for s in samples], label=name.removesuffix("_bytes"))
         if grown is not None:
             axis.axvline(grown["warm_t_s"], color="grey", linestyle="--", linewidth=1)
         axis.set(ylabel=title)
