@@ -6,23 +6,42 @@ can be loaded back instead of recomputed. The model keeps that at chain granular
 (a chain is one leading run of segments): every chain a call computes is written
 through; when the tier is full the policy's ranking picks victims, lowest first.
 
+Ownership follows the runtime's rule, through the runtime's own :class:`NodeOwners` (chains
+form a prefix tree: a chain's parent is the chain one segment shorter): an agent owns the
+chains of its latest prompt's stable prefix only, so chains of prompts it will never send
+again lose it as owner instead of accumulating owners forever.
+
 Invariants: ``used_tokens <= capacity_tokens`` after every call; a call's host hit is
 the run of host-resident chains that starts where its GPU hit ends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from scalesim.runtime import NodeOwners
 
 from .policies import Ranking
 from .prompts import Prompt
+
+
+@dataclass(frozen=True)
+class _ChainNode:
+    """A chain as a node of the prefix tree that :class:`NodeOwners` walks."""
+
+    id: int
+    parent: _ChainNode | None
+    key: None = None
+
+
+_ROOT = _ChainNode(-1, None)
 
 
 @dataclass
 class _Entry:
     n_tokens: int
     last_use: float
-    owners: set[str] = field(default_factory=set)
+    node: _ChainNode
 
 
 class HostTier:
@@ -33,6 +52,7 @@ class HostTier:
         self.ranking = ranking
         self.used_tokens = 0
         self._entries: dict[int, _Entry] = {}
+        self._owners = NodeOwners()
 
     def __contains__(self, chain: int) -> bool:
         return chain in self._entries
@@ -54,16 +74,19 @@ class HostTier:
         The agent owns the chains of its stable prefix (``Prompt.stable_end``), not the
         last segment's, as in the device tree (``ScaleSimRanking.on_insert``).
         """
-        start = 0
+        start, node, stable = 0, _ROOT, None
         for chain, end in zip(prompt.chains, prompt.ends, strict=True):
             entry = self._entries.get(chain)
             if entry is None:
-                entry = self._entries[chain] = _Entry(end - start, now)
+                entry = self._entries[chain] = _Entry(end - start, now, _ChainNode(chain, node))
                 self.used_tokens += entry.n_tokens
             entry.last_use = now
+            node = entry.node
             if end <= prompt.stable_end:
-                entry.owners.add(agent)
+                stable = node
             start = end
+        if stable is not None:
+            self._owners.record_path(stable, agent)
         self._trim()
 
     def _trim(self) -> None:
@@ -72,7 +95,7 @@ class HostTier:
         ranked = sorted(
             self._entries,
             key=lambda chain: self.ranking.chain_key(
-                chain, self._entries[chain].owners, self._entries[chain].last_use
+                chain, self._owners.of(self._entries[chain].node), self._entries[chain].last_use
             ),
         )
         # Trim to 90% so that the O(n log n) ranking runs once per many writes.
@@ -80,4 +103,6 @@ class HostTier:
         for chain in ranked:
             if self.used_tokens <= target:
                 break
-            self.used_tokens -= self._entries.pop(chain).n_tokens
+            entry = self._entries.pop(chain)
+            self.used_tokens -= entry.n_tokens
+            self._owners.forget(entry.node)

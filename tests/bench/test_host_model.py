@@ -1,0 +1,37 @@
+"""The replay's host tier: which chains stay on the host under ScaleSim's ranking."""
+
+from __future__ import annotations
+
+from scalesim.bench.replay.host import HostTier
+from scalesim.bench.replay.policies import ScaleSimRanking
+from scalesim.bench.replay.prompts import PromptBook
+from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+
+
+def _trace() -> Trace:
+    """``a`` rewrites its memory between its two calls and calls again soon; ``b`` calls late."""
+    calls = [
+        Call("a1", "a", 0, (Segment("persona/a", 8), Segment("mem/a1", 8), Segment("o1", 2)), 1),
+        Call("b1", "b", 0, (Segment("persona/b", 8), Segment("mem/b", 8), Segment("o2", 2)), 1),
+        Call("a2", "a", 1, (Segment("persona/a", 8), Segment("mem/a2", 8), Segment("o3", 2)), 1),
+    ]
+    hints = [Hint(0, "a", 1), Hint(0, "b", 50), Hint(1, "a", 2)]
+    return Trace(TraceHeader("host", 2, 60), (*calls, *hints))
+
+
+def test_a_chain_of_a_prompt_the_agent_will_not_send_again_leaves_first() -> None:
+    """Regression: host chains kept every agent that ever wrote them as owner, so ``a``'s
+    rewritten memory stayed "near" on the host and ``b``'s live prefix was dropped instead."""
+    book = PromptBook(_trace(), token_scale=1)
+    ranking = ScaleSimRanking(book, _trace().hints)
+    written = 8 + 8 + 2 + 8 + 8 + 2 + 8 + 2  # a1, b1, then a2's new memory and observation
+    host = HostTier(written - 2, ranking=ranking)  # one 2-token chain too many at the end
+    ranking.advance(0.0)
+    host.write_through(book.prompts[0], agent="a", now=1.0)
+    host.write_through(book.prompts[1], agent="b", now=2.0)
+    ranking.advance(1.0)
+    host.write_through(book.prompts[2], agent="a", now=3.0)
+    old_memory, b_memory = book.prompts[0].chains[1], book.prompts[1].chains[1]
+    assert old_memory not in host
+    assert all(chain in host for chain in book.prompts[1].chains[:2])
+    assert b_memory in host and book.prompts[2].chains[1] in host
