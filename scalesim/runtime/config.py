@@ -40,6 +40,9 @@ class RuntimeConfig:
       much time of their namespace's clock.
     - ``prefetch_budget_tokens`` (int >= 0, default 8192): most tokens queued for prefetch at
       one scheduler step.
+    - ``max_idle_agents`` (int >= 0, default 100000): most agents remembered (distance and
+      trust record) that have no path in the radix tree; beyond it the longest-idle are
+      forgotten first (they rank as unknown, as they would once their path is evicted).
     - ``hint_trust`` (``"learned"`` or ``"full"``, default ``"learned"``): ``learned`` weighs each
       agent's predictions by how well its past ones landed, falling back to recency (LRU's
       order) for agents whose predictions carry no information; ``full`` ranks by predictions
@@ -52,6 +55,7 @@ class RuntimeConfig:
     prefetch_window: float = 2.0
     prefetch_budget_tokens: int = 8192
     hint_trust: HintTrustMode = HintTrustMode.LEARNED
+    max_idle_agents: int = 100_000
 
     def __post_init__(self) -> None:
         if not isinstance(self.hint_trust, HintTrustMode):
@@ -68,6 +72,9 @@ class RuntimeConfig:
         window = self.prefetch_window
         if not (_is_number(window) and 0 <= window < math.inf):
             raise ConfigError(f"prefetch_window must be a finite number >= 0, got {window!r}")
+        cap = self.max_idle_agents
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ConfigError(f"max_idle_agents must be an int >= 0, got {cap!r}")
         budget = self.prefetch_budget_tokens
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ConfigError(f"prefetch_budget_tokens must be an int >= 0, got {budget!r}")

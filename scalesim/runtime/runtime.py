@@ -40,6 +40,7 @@ class Namespace:
     clock: float = 0.0
     version: int | None = None
     due: list[tuple[float, str]] = field(default_factory=list)  # (eta, owner) heap, lazy
+    due_live: int = 0  # heap size after its last compaction
 
 
 @dataclass
@@ -126,6 +127,7 @@ class ScaleSimRuntime:
             )
         if meta.next_call is not None or meta.no_call:
             self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
+        self._forget_idle()
         return meta.owner
 
     def predict(
@@ -148,6 +150,7 @@ class ScaleSimRuntime:
                 heapq.heappush(state.due, (state.clock + distance, owner))
         self._compact_due(state)
         self.counters.distance_updates += applied
+        self._forget_idle()
         return applied
 
     def apply(self, update: DistanceUpdate) -> UpdateResult:
@@ -172,7 +175,9 @@ class ScaleSimRuntime:
         self.advance(update.namespace, update.clock)
         applied = self.predict(update.namespace, dict(update.next_call), source=Source.TABLE)
         withdrawn = [owner_key(update.namespace, agent) for agent in update.unknown]
-        applied += self.table.forget(withdrawn, now=update.clock)
+        forgotten = self.table.forget(withdrawn, now=update.clock)
+        self.counters.distance_updates += forgotten
+        applied += forgotten
         state = self._namespaces[update.namespace]
         if update.version is not None:
             state.version = update.version
@@ -297,10 +302,42 @@ class ScaleSimRuntime:
         return OwnerRank(KNOWN, clock - eta)
 
     def _compact_due(self, state: Namespace) -> None:
-        if len(state.due) > 2 * len(self.table) + 64:
-            live = []
-            for _, owner in state.due:
-                entry = self.table.lookup(owner, now=state.clock).entry
-                if entry is not None and entry.eta is not None:
-                    live.append((entry.eta, owner))
-            state.due = sorted(set(live))
+        """Drop superseded heap entries once they outnumber the live ones (amortised O(1))."""
+        if len(state.due) <= 2 * state.due_live + 64:
+            return
+        live = set()
+        for _, owner in state.due:
+            entry = self.table.lookup(owner, now=state.clock).entry
+            if entry is not None and entry.eta is not None and entry.eta >= state.clock:
+                live.add((entry.eta, owner))
+        state.due = sorted(live)
+        state.due_live = len(state.due)
+
+    def _forget_idle(self) -> None:
+        """Keep agents without a path in the tree within ``max_idle_agents``: past the cap,
+        forget stale entries, then the longest-idle agents, down to 90% of it (so the scan
+        runs once per many arrivals)."""
+        cap = self.config.max_idle_agents
+        known = max(len(self.table), len(self.trust))
+        if known - self.owners.n_owners <= cap:
+            return
+        idle = [
+            (self._last_seen(owner), owner)
+            for owner in set(self.table.agents()) | set(self.trust.agents())
+            if self.owners.end_of(owner) is None
+        ]
+        excess = len(idle) - int(cap * 0.9)
+        if excess <= 0:
+            return
+        dropped = [owner for _, owner in sorted(idle)[:excess]]
+        self.table.forget(dropped, now=0.0)
+        self.trust.forget(dropped)
+
+    def _last_seen(self, owner: str) -> tuple[bool, float]:
+        """Sort key of an idle agent: stale entries first, then by when it was last heard of."""
+        state = self._namespaces.get(split_owner(owner)[0])
+        clock = 0.0 if state is None else state.clock
+        found = self.table.lookup(owner, now=clock)
+        fresh = found.knowledge is not Knowledge.STALE
+        heard = max(found.entry.set_at if found.entry else 0.0, self.trust.last_call(owner))
+        return fresh, heard - clock

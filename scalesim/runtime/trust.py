@@ -22,6 +22,7 @@ prediction or a call, dropped with the agent.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 #: Decay of an agent's own record per scored call (about the last five calls count).
@@ -126,12 +127,21 @@ class HintTrust:
     def knows(self, owner: str) -> bool:
         return owner in self._agents
 
+    def agents(self) -> Iterable[str]:
+        """Every agent with a record, in no particular order."""
+        return self._agents.keys()
+
+    def last_call(self, owner: str) -> float:
+        """When ``owner`` last called (or was first predicted); 0 for an agent never seen."""
+        record = self._agents.get(owner)
+        return 0.0 if record is None else record.last_call
+
     def weight(self, owner: str, namespace: str) -> float:
         """How much ``owner``'s predictions count now (1: fully, 0: recency only)."""
         record = self._agents.get(owner)
         return _pooled(record.fit if record else Fit(), self._namespace(namespace).fit)[0]
 
-    def forget(self, owners: list[str]) -> None:
+    def forget(self, owners: Iterable[str]) -> None:
         for owner in owners:
             self._agents.pop(owner, None)
 
