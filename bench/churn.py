@@ -83,12 +83,14 @@ class Variant:
 
 
 def default_variants(period: int) -> tuple[Variant, ...]:
-    """No staleness (the default), both staleness bounds, and finished namespaces deleted."""
+    """No staleness (the default), both staleness bounds, finished namespaces deleted, and a
+    small idle-agent cap."""
     stale = RuntimeConfig(overdue_grace=float(period), horizon=float(4 * period))
     return (
         Variant("default", RuntimeConfig()),
         Variant(f"overdue_grace={period:g},horizon={4 * period:g}", stale),
         Variant("default+DELETE", RuntimeConfig(), delete_finished=True),
+        Variant("max_idle_agents=10000", RuntimeConfig(max_idle_agents=10_000)),
     )
 
 

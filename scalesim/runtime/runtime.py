@@ -303,8 +303,10 @@ class ScaleSimRuntime:
 
     def _compact_due(self, state: Namespace) -> None:
         """Drop superseded heap entries once they outnumber the live ones (amortised O(1))."""
-        if len(state.due) <= 2 * state.due_live + 64:
-            return
+        if len(state.due) > 2 * state.due_live + 64:
+            self._rebuild_due(state)
+
+    def _rebuild_due(self, state: Namespace) -> None:
         live = set()
         for _, owner in state.due:
             entry = self.table.lookup(owner, now=state.clock).entry
@@ -332,6 +334,8 @@ class ScaleSimRuntime:
         dropped = [owner for _, owner in sorted(idle)[:excess]]
         self.table.forget(dropped, now=0.0)
         self.trust.forget(dropped)
+        for state in self._namespaces.values():  # idle namespaces too: nothing else compacts them
+            self._rebuild_due(state)
 
     def _last_seen(self, owner: str) -> tuple[bool, float]:
         """Sort key of an idle agent: stale entries first, then by when it was last heard of."""
