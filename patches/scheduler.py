@@ -11,6 +11,8 @@ from typing import Any
 
 from scalesim.sglang.eviction import runtime_of
 from scalesim.sglang.guard import guarded
+from scalesim.sglang.lora import adapter_policy_of, observe_adapter
+from scalesim.sglang.lora_prefetch import lora_prefetch_step
 from scalesim.sglang.metrics import publish_metrics
 from scalesim.sglang.prefetch import prefetch_step
 from scalesim.sglang.requests import observe_request
@@ -21,15 +23,25 @@ def after_create_generation_req(
     req: Any, scheduler: Any, recv_req: Any, *args: Any, **kwargs: Any
 ) -> None:
     """AFTER ``Scheduler._create_generation_req``: tag the request with its owner key and feed
-    its clock and ``next_call`` to the runtime."""
+    its clock and ``next_call`` to the runtime; a request with an adapter tells which adapter
+    its agent uses."""
     observe_request(scheduler, req, recv_req)
+    observe_adapter(scheduler, req)
 
 
 @guarded("process_hicache_events")
 def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:
     """AFTER ``Scheduler._process_hicache_events`` (once per scheduler iteration): queue
-    load-backs for the nearest agents, then publish the runtime's metrics."""
+    load-backs and adapter loads for the nearest agents, then publish the runtime's metrics."""
     runtime = runtime_of(getattr(scheduler, "tree_cache", None))
     if runtime is not None:
         prefetch_step(scheduler, runtime)
-        publish_metrics(scheduler, runtime)
+        _adapter_prefetch(scheduler, runtime)
+        policy = adapter_policy_of(scheduler)
+        publish_metrics(scheduler, runtime, None if policy is None else policy.slots.counters)
+
+
+@guarded("adapter_prefetch")
+def _adapter_prefetch(scheduler: Any, runtime: Any) -> None:
+    """Adapter prefetch, contained on its own: a failure leaves KV prefetch and metrics on."""
+    lora_prefetch_step(scheduler, runtime)

@@ -15,6 +15,7 @@ class Subsystem(Enum):
 
     MEM_CACHE = "mem_cache"
     SCHEDULER = "scheduler"
+    LORA = "lora"
     HTTP = "http"
 
 

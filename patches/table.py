@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sglang.srt.plugins.hook_registry import HookType
 
-from . import control, mem_cache, scheduler
+from . import control, lora, mem_cache, scheduler
 from .spec import HookSpec, Subsystem
 
 _TREE_CORE = "sglang.srt.mem_cache.unified_cache.unified_tree_core.UnifiedTreeCore"
@@ -68,14 +68,39 @@ SCHEDULER_HOOKS: tuple[HookSpec, ...] = (
         target=f"{_SCHEDULER}._create_generation_req",
         hook=scheduler.after_create_generation_req,
         hook_type=HookType.AFTER,
-        why="a request's agent, clock and next_call reach the runtime, in request order",
+        why="a request's agent, clock, next_call and adapter reach the runtime, in order",
     ),
     HookSpec(
         subsystem=Subsystem.SCHEDULER,
         target=f"{_SCHEDULER}._process_hicache_events",
         hook=scheduler.after_process_hicache_events,
         hook_type=HookType.AFTER,
-        why="each scheduler iteration: prefetch for the nearest agents; publish metrics",
+        why="each scheduler iteration: KV and adapter prefetch for the nearest agents; metrics",
+    ),
+)
+
+#: LoRA adapter slots: ScaleSim's victim policy, the flag that selects it, load counts.
+LORA_HOOKS: tuple[HookSpec, ...] = (
+    HookSpec(
+        subsystem=Subsystem.LORA,
+        target="sglang.srt.lora.eviction_policy.get_eviction_policy",
+        hook=lora.around_get_eviction_policy,
+        hook_type=HookType.AROUND,
+        why="--lora-eviction-policy scalesim builds ScaleSimLoRAPolicy (evict farthest agent's)",
+    ),
+    HookSpec(
+        subsystem=Subsystem.LORA,
+        target="sglang.srt.arg_groups.arg_utils.add_cli_args_from_dataclass",
+        hook=lora.after_add_cli_args,
+        hook_type=HookType.AFTER,
+        why="--lora-eviction-policy lists its choices inline; scalesim is added to them",
+    ),
+    HookSpec(
+        subsystem=Subsystem.LORA,
+        target="sglang.srt.lora.mem_pool.LoRAMemoryPool.load_lora_weight_to_buffer",
+        hook=lora.after_load_lora_weight_to_buffer,
+        hook_type=HookType.AFTER,
+        why="scalesim_lora_loads_total{kind=blocking|prefetch} (api.md 4)",
     ),
 )
 
@@ -141,7 +166,12 @@ HTTP_HOOKS: tuple[HookSpec, ...] = (
 )
 
 #: The whole table every process installs, in registration order.
-HOOKS: tuple[HookSpec, ...] = (*MEM_CACHE_HOOKS, *SCHEDULER_HOOKS, *CONTROL_HOOKS)
+HOOKS: tuple[HookSpec, ...] = (
+    *MEM_CACHE_HOOKS,
+    *SCHEDULER_HOOKS,
+    *LORA_HOOKS,
+    *CONTROL_HOOKS,
+)
 
 #: The hooks that keep tree ownership in step; the trace replay installs these alone.
 TREE_HOOKS: tuple[HookSpec, ...] = MEM_CACHE_HOOKS[1:3]

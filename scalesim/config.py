@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
@@ -42,16 +42,22 @@ class ScaleSimConfig:
     - ``device_mode`` (``"cuda"`` | ``"cpu"``, default ``"cuda"``): ``"cpu"`` is the development
       mode that runs the real SGLang server without a GPU (set by ``scalesim serve --device cpu``);
       its compatibility layer is only applied where CUDA is absent.
+    - ``adapters`` (object, default ``{}``): agents' LoRA adapters declared up front, as
+      ``{namespace: {agent: adapter_name}}``; the ``scalesim`` LoRA policy ranks an adapter's
+      slot by its agents before their first request names it (a request's ``base:adapter``
+      then takes over for its agent).
     """
 
     enabled: bool = True
     device_mode: DeviceMode = DeviceMode.CUDA
+    adapters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ConfigError(f"enabled must be a bool, got {self.enabled!r}")
         if not isinstance(self.device_mode, DeviceMode):
             raise ConfigError(f"device_mode must be a DeviceMode, got {self.device_mode!r}")
+        _check_adapters(self.adapters)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> ScaleSimConfig:
@@ -104,6 +110,25 @@ class ScaleSimConfig:
         values: dict[str, object] = json.loads(self.to_json())
         values.update(overrides)
         return ScaleSimConfig.from_mapping(values)
+
+
+def _check_adapters(adapters: object) -> None:
+    """``{namespace: {agent: adapter}}`` with ids by the request metadata rules (api.md 1)."""
+    from scalesim.runtime.contract import ContractError, check_name
+
+    if not isinstance(adapters, Mapping):
+        raise ConfigError("adapters must be an object {namespace: {agent: adapter}}")
+    try:
+        for namespace, agents in adapters.items():
+            check_name(namespace, field="adapters namespace")
+            if not isinstance(agents, Mapping):
+                raise ConfigError(f"adapters[{namespace!r}] must be an object {{agent: adapter}}")
+            for agent, adapter in agents.items():
+                check_name(agent, field=f"adapters[{namespace!r}] agent")
+                if not isinstance(adapter, str) or not adapter:
+                    raise ConfigError(f"adapters[{namespace!r}][{agent!r}] must be an adapter name")
+    except ContractError as err:
+        raise ConfigError(str(err)) from err
 
 
 def _parse_device_mode(value: object) -> DeviceMode:

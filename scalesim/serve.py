@@ -59,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start SGLang's OpenAI-compatible server with ScaleSim's plug-in active.",
         epilog="Every other argument is passed to SGLang unchanged (see `sglang serve --help`). "
         "--enable-cache-report is on by default; --radix-eviction-policy scalesim selects "
-        "ScaleSim's eviction order. --device cpu is the development mode for machines without "
-        "a GPU: it adds CPU-safe SGLang defaults (your flags win).",
+        "ScaleSim's eviction order. With adapters (--enable-lora or --lora-paths) "
+        "--lora-eviction-policy scalesim is the default: GPU adapter slots are ranked by the "
+        "distance of the agents that use them (with --radix-eviction-policy scalesim; LRU "
+        "otherwise) and the adapters of agents due soon are prefetched into slots; "
+        "--lora-eviction-policy lru keeps SGLang's order. --device cpu is the development "
+        "mode for machines without a GPU: it adds CPU-safe SGLang defaults (your flags win).",
     )
     parser.add_argument(
         "--scalesim-config",
@@ -148,6 +152,8 @@ def check_policy_config(sglang_argv: Sequence[str]) -> None:
 def _sglang_args(argv: list[str], config: ScaleSimConfig) -> list[str]:
     args = list(argv)
     defaults: list[tuple[str, str | None]] = [("--enable-cache-report", None)]
+    if config.enabled and (_has_flag(args, "--enable-lora") or _has_flag(args, "--lora-paths")):
+        defaults.append(("--lora-eviction-policy", "scalesim"))
     if config.device_mode is DeviceMode.CPU:
         defaults += [("--device", DeviceMode.CPU.value), *CPU_DEFAULTS]
         if "--enable-hierarchical-cache" in args:

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from scalesim.runtime import RuntimeCounters, ScaleSimRuntime
+from scalesim.runtime.adapters import AdapterCounters
 
 #: Runtime counter -> (Prometheus counter name, labels).
 _COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
@@ -24,12 +25,20 @@ _COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
     "evicted_device_tokens": ("scalesim_evicted_tokens", {"tier": "device"}),
     "evicted_host_tokens": ("scalesim_evicted_tokens", {"tier": "host"}),
 }
+#: Adapter counter -> (Prometheus counter name, labels).
+_ADAPTER_COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
+    "lora_loads_blocking": ("scalesim_lora_loads", {"kind": "blocking"}),
+    "lora_loads_prefetch": ("scalesim_lora_loads", {"kind": "prefetch"}),
+    "lora_prefetch_failures": ("scalesim_lora_prefetch_failures", {}),
+}
 _HELP = {
     "scalesim_distance_updates": "Agent distances applied (control updates and request next_call).",
     "scalesim_rejected_updates": "Control updates refused by the scheduler (stale version/clock).",
     "scalesim_kv_prefetch_tokens": "Tokens queued for host-to-device prefetch ahead of calls.",
     "scalesim_kv_prefetch_failures": "Prefetches SGLang refused (memory short); dropped.",
     "scalesim_evicted_tokens": "Tokens evicted under the scalesim policy, by tier.",
+    "scalesim_lora_loads": "Adapters copied into GPU slots: blocking or prefetch.",
+    "scalesim_lora_prefetch_failures": "Adapter prefetches SGLang refused or that failed; dropped.",
 }
 
 
@@ -42,7 +51,7 @@ class MetricsExporter:
 
         self._labels = labels
         families: dict[str, Any] = {}
-        for name, extra in _COUNTERS.values():
+        for name, extra in [*_COUNTERS.values(), *_ADAPTER_COUNTERS.values()]:
             if name not in families:
                 labelnames = [*labels, *extra]
                 families[name] = Counter(name, _HELP[name], labelnames=labelnames)
@@ -50,6 +59,11 @@ class MetricsExporter:
             field: families[name].labels(**labels, **extra)
             for field, (name, extra) in _COUNTERS.items()
         }
+        self._adapter_counters = {
+            field: families[name].labels(**labels, **extra)
+            for field, (name, extra) in _ADAPTER_COUNTERS.items()
+        }
+        self._adapters_published = AdapterCounters()
         self._agents = Gauge(
             "scalesim_agents",
             "Agents with a distance in the runtime.",
@@ -63,11 +77,14 @@ class MetricsExporter:
             multiprocess_mode="mostrecent",
         ).labels(**labels)
         self._published = RuntimeCounters()
-        for counter in self._counters.values():
+        for counter in [*self._counters.values(), *self._adapter_counters.values()]:
             counter.inc(0)  # every series exists from the start
 
-    def publish(self, runtime: ScaleSimRuntime) -> None:
-        """Add what the runtime counted since the last call; set the gauges."""
+    def publish(self, runtime: ScaleSimRuntime, adapters: AdapterCounters | None = None) -> None:
+        """Add what the runtime (and the adapter slots) counted since the last call; set the
+        gauges."""
+        if adapters is not None:
+            self._publish_adapters(adapters)
         now = asdict(runtime.counters)
         before = asdict(self._published)
         for field, counter in self._counters.items():
@@ -77,8 +94,17 @@ class MetricsExporter:
         self._agents.set(len(runtime.table))
         self._owned_nodes.set(runtime.owners.n_nodes)
 
+    def _publish_adapters(self, adapters: AdapterCounters) -> None:
+        now, before = asdict(adapters), asdict(self._adapters_published)
+        for field, counter in self._adapter_counters.items():
+            if now[field] > before[field]:
+                counter.inc(now[field] - before[field])
+        self._adapters_published = AdapterCounters(**now)
 
-def publish_metrics(scheduler: Any, runtime: ScaleSimRuntime) -> None:
+
+def publish_metrics(
+    scheduler: Any, runtime: ScaleSimRuntime, adapters: AdapterCounters | None = None
+) -> None:
     """Publish on the reporting rank of a scheduler started with ``--enable-metrics``."""
     exporter = getattr(scheduler, "scalesim_metrics", None)
     if exporter is None:
@@ -88,7 +114,7 @@ def publish_metrics(scheduler: Any, runtime: ScaleSimRuntime) -> None:
         exporter = scheduler.scalesim_metrics = MetricsExporter(
             {key: str(value) for key, value in labels.items()}
         )
-    exporter.publish(runtime)
+    exporter.publish(runtime, adapters)
 
 
 def _reports_metrics(scheduler: Any) -> bool:

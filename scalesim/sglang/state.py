@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalesim.runtime import ContractError, DistanceUpdate, ScaleSimRuntime, owner_key
+from scalesim.runtime.adapters import AdapterCounters
 from scalesim.sglang.control_messages import (
     ScaleSimControlReqOutput,
     ScaleSimDistancesReqInput,
@@ -29,6 +30,7 @@ from scalesim.sglang.control_messages import (
     error_reply,
 )
 from scalesim.sglang.eviction import runtime_of
+from scalesim.sglang.lora import adapter_policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,9 @@ def _answering(
         if runtime is None:
             return error_reply(503, NOT_SCALESIM)
         try:
-            return handler(runtime, tree_cache, message)
+            reply = handler(runtime, tree_cache, message)
+            _add_adapter_counters(scheduler, reply)
+            return reply
         except ContractError as err:
             return error_reply(err.status, str(err))
         except Exception:  # the scheduler loop must survive any ScaleSim failure
@@ -88,6 +92,15 @@ def _answering(
             return error_reply(500, f"ScaleSim failed on {name}; see the server log")
 
     return answer
+
+
+def _add_adapter_counters(scheduler: Any, reply: ScaleSimControlReqOutput) -> None:
+    """The adapter slots' counters beside the runtime's (zero without the LoRA policy)."""
+    counters = reply.body.get("counters") if isinstance(reply.body, dict) else None
+    if isinstance(counters, dict):
+        policy = adapter_policy_of(scheduler)
+        adapters = AdapterCounters() if policy is None else policy.slots.counters
+        counters.update(dataclasses.asdict(adapters))
 
 
 def apply_distances(
