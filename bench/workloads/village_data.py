@@ -149,8 +149,10 @@ def _conversations(
                 continue
             seen.add(key)
             speakers = tuple(names.index(str(line[0])) for line in chat)
-            partner = next(other for other in sorted(set(speakers)) if other != index)
-            pair = (index, partner)
+            partners = sorted(set(speakers) - {index})
+            if not partners:
+                raise ValueError(f"step {step}: a conversation of {name} with no other speaker")
+            pair = (index, partners[0])
             ends = (_next_change(changes[pair[0]], step), _next_change(changes[pair[1]], step))
             found.append(Conversation(step, pair, ends, speakers))
     return tuple(found)
