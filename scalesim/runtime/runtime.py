@@ -115,16 +115,13 @@ class ScaleSimRuntime:
             self.advance(meta.namespace, meta.clock)
         state = self._namespace(meta.namespace)
         entry = self.table.lookup(meta.owner, now=state.clock).entry
-        if entry is None:
-            self.trust.called(meta.owner, meta.namespace, at=state.clock, predicted=None)
-        else:
-            self.trust.called(
-                meta.owner,
-                meta.namespace,
-                at=state.clock,
-                predicted=entry.eta,
-                predicted_at=entry.set_at,
-            )
+        self.trust.called(
+            meta.owner,
+            meta.namespace,
+            at=state.clock,
+            predicted=None if entry is None else entry.eta,
+            prediction_of=lambda owner: self.table.lookup(owner, now=state.clock).eta,
+        )
         if meta.next_call is not None or meta.no_call:
             self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
         self._forget_idle()

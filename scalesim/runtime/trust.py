@@ -1,36 +1,44 @@
 """How far to trust each agent's predicted next calls, learned from how they turned out.
 
-Who calls it: the runtime. Every call an agent makes scores the prediction that was in force
-for it against what LRU would have assumed at the moment it was made (the call is as far away
-as the agent's last call is old). Ranks then use the time left until the call as
-``weight * (prediction - now) + (1 - weight) * (now - last call)``: ``weight`` is the share of
-the squared error the prediction avoided compared with LRU's (inverse-error weighting), pooled
-from the agent toward its namespace. Exact predictions earn 1 (rank by distance alone);
-predictions no better than recency fall toward 0, where the order is exactly LRU's (the agent
-used longest ago goes first). A wrong estimate thus costs little and a right one keeps its value.
+Who calls it: the runtime. When an agent calls, it is by definition nearer than every agent
+that did not call then; the runtime asks, for a few such rivals, whether ranking by prediction
+(time left until the predicted call) and ranking by recency (LRU: the agent used longer ago
+goes first) each put the caller ahead. The share of pairs each order got right, pooled from the
+agent toward its namespace, sets ``weight`` in [0, 1]: predictions clearly better than recency
+earn 1, predictions no better than recency 0. Ranks then use the time left until the call as
+``weight * (prediction - now) + (1 - weight) * (now - last call)``: at 1 the order is the
+predictions', at 0 exactly LRU's. A wrong estimate thus costs little and a right one keeps its
+full value, whatever the workload's own recency pattern.
 
-Early and late predictions differ: a call that came before its predicted time only adds to the
-error; a predicted time that passed without the call counts as "now", trusted less the longer
-it is overdue compared with how far off this scope's predictions usually land, so a call that
-was expected and never came stops pinning its agent.
+Early and late predictions differ: a call that came before its predicted time only counts in
+the pairs; a predicted time that passed without the call counts as "now", trusted less the
+longer it is overdue compared with how far off this scope's predictions usually land, so a call
+that was expected and never came stops pinning its agent.
 
-Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock), so every
-tensor-parallel rank learns the same weights; memory is one small record per agent with a
-prediction or a call, dropped with the agent.
+Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock; rivals taken
+in a fixed rotation), so every tensor-parallel rank learns the same weights; memory is one
+small record per agent with a prediction or a call, dropped with the agent.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-#: Decay of an agent's own record per scored call (about the last five calls count).
+#: Decay of an agent's own record per scored call.
 AGENT_KEEP = 0.8
 #: Decay of a namespace's pooled record per scored call.
 NAMESPACE_KEEP = 0.995
-#: How many of its namespace's average observations an agent's record starts from.
+#: How many of its namespace's average calls an agent's record starts from.
 PRIOR_CALLS = 4.0
+#: Rivals compared with each caller.
+RIVALS = 8
+#: How much more often predictions must order pairs right than recency to earn full trust
+#: (and less often to lose it all); in between, trust grows linearly.
+MARGIN = 0.05
+
+#: The prediction in force for an owner (None: none), as the runtime's table holds it.
+PredictionOf = Callable[[str], "float | None"]
 
 
 @dataclass
@@ -38,15 +46,17 @@ class Fit:
     """Decayed sums over scored calls."""
 
     calls: float = 0.0
-    hint_sq: float = 0.0  # sum of (actual - predicted)^2
-    recency_sq: float = 0.0  # sum of (actual - LRU's guess)^2
     miss: float = 0.0  # sum of |actual - predicted|
+    pairs: float = 0.0  # caller-rival pairs compared
+    hint_right: float = 0.0  # pairs the predictions ordered right (ties: half)
+    recency_right: float = 0.0  # pairs recency ordered right (ties: half)
 
-    def add(self, hint_error: float, recency_error: float, *, keep: float) -> None:
+    def add(self, miss: float, pairs: tuple[int, float, float], *, keep: float) -> None:
         self.calls = self.calls * keep + 1.0
-        self.hint_sq = self.hint_sq * keep + hint_error * hint_error
-        self.recency_sq = self.recency_sq * keep + recency_error * recency_error
-        self.miss = self.miss * keep + abs(hint_error)
+        self.miss = self.miss * keep + miss
+        self.pairs = self.pairs * keep + pairs[0]
+        self.hint_right = self.hint_right * keep + pairs[1]
+        self.recency_right = self.recency_right * keep + pairs[2]
 
 
 @dataclass
@@ -59,9 +69,11 @@ class AgentRecord:
 
 @dataclass
 class NamespaceRecord:
-    """One simulation's pooled fit."""
+    """One simulation's pooled fit and the rotation its rivals are drawn from."""
 
     fit: Fit = field(default_factory=Fit)
+    members: list[str] = field(default_factory=list)
+    cursor: int = 0
 
 
 class HintTrust:
@@ -75,11 +87,9 @@ class HintTrust:
         return len(self._agents)
 
     def seen(self, owner: str, namespace: str, *, at: float) -> None:
-        """``owner`` got a prediction at ``at``: its recency guess starts there if it never
-        called."""
+        """``owner`` got a prediction at ``at``: its recency starts there if it never called."""
         if owner not in self._agents:
-            self._namespace(namespace)
-            self._agents[owner] = AgentRecord(at)
+            self._add(owner, namespace, at)
 
     def called(
         self,
@@ -88,35 +98,30 @@ class HintTrust:
         *,
         at: float,
         predicted: float | None,
-        predicted_at: float = 0.0,
+        prediction_of: PredictionOf,
     ) -> None:
-        """``owner`` called at ``at``; ``predicted`` was the call time in force (None: none),
-        set at ``predicted_at``.
+        """``owner`` called at ``at``; ``predicted`` was its prediction in force (None: none).
 
-        A prediction is scored only when time has passed since the agent's last call: a client
-        that sends no clock teaches nothing and keeps full trust.
+        Scored only when time has passed since the agent's last call: a client that sends no
+        clock teaches nothing and keeps full trust.
         """
-        space = self._namespace(namespace)
         record = self._agents.get(owner)
         if record is None:
-            self._agents[owner] = AgentRecord(at)
+            self._add(owner, namespace, at)
             return
+        space = self._namespaces[namespace]
         if at > record.last_call and predicted is not None:
-            set_at = min(max(predicted_at, record.last_call), at)
-            hint_error = at - predicted
-            record.fit.add(
-                hint_error, _recency_error(record.last_call, set_at, at), keep=AGENT_KEEP
-            )
-            space.fit.add(
-                hint_error, _recency_error(record.last_call, set_at, at), keep=NAMESPACE_KEEP
-            )
+            pairs = self._rivals_scored(owner, record, space, at, predicted, prediction_of)
+            miss = abs(at - predicted)
+            record.fit.add(miss, pairs, keep=AGENT_KEEP)
+            space.fit.add(miss, pairs, keep=NAMESPACE_KEEP)
         record.last_call = max(record.last_call, at)
 
     def blend(self, owner: str, namespace: str, *, predicted: float, now: float) -> float:
         """The next-call time to rank ``owner`` by at ``now``, given the prediction in force;
         raises KeyError for an agent never seen."""
         record = self._agents[owner]
-        weight, typical_miss = _pooled(record.fit, self._namespace(namespace).fit)
+        weight, typical_miss = _pooled(record.fit, self._namespaces[namespace].fit)
         if predicted < now:
             overdue = now - predicted
             weight *= typical_miss / (typical_miss + overdue) if typical_miss > 0 else 0.0
@@ -139,7 +144,8 @@ class HintTrust:
     def weight(self, owner: str, namespace: str) -> float:
         """How much ``owner``'s predictions count now (1: fully, 0: recency only)."""
         record = self._agents.get(owner)
-        return _pooled(record.fit if record else Fit(), self._namespace(namespace).fit)[0]
+        space = self._namespaces.get(namespace, NamespaceRecord())
+        return _pooled(record.fit if record else Fit(), space.fit)[0]
 
     def forget(self, owners: Iterable[str]) -> None:
         for owner in owners:
@@ -151,34 +157,62 @@ class HintTrust:
         self._namespaces.pop(namespace, None)
         self.forget([owner for owner in self._agents if owner.startswith(prefix)])
 
-    def _namespace(self, name: str) -> NamespaceRecord:
-        space = self._namespaces.get(name)
+    def _add(self, owner: str, namespace: str, at: float) -> None:
+        space = self._namespaces.get(namespace)
         if space is None:
-            space = self._namespaces[name] = NamespaceRecord()
-        return space
+            space = self._namespaces[namespace] = NamespaceRecord()
+        self._agents[owner] = AgentRecord(at)
+        space.members.append(owner)
+
+    def _rivals_scored(
+        self,
+        owner: str,
+        record: AgentRecord,
+        space: NamespaceRecord,
+        at: float,
+        predicted: float,
+        prediction_of: PredictionOf,
+    ) -> tuple[int, float, float]:
+        """(pairs, right by prediction, right by recency) against up to RIVALS agents that did
+        not call at ``at``, taken in rotation (forgotten members are dropped on the way)."""
+        left, age = max(0.0, predicted - at), at - record.last_call
+        pairs, hint_right, recency_right = 0, 0.0, 0.0
+        for _ in range(min(2 * RIVALS, len(space.members))):
+            if pairs == RIVALS or not space.members:
+                break
+            space.cursor %= len(space.members)
+            rival = space.members[space.cursor]
+            rival_record = self._agents.get(rival)
+            if rival_record is None:
+                space.members.pop(space.cursor)
+                continue
+            space.cursor += 1
+            rival_predicted = prediction_of(rival)
+            if rival == owner or rival_record.last_call >= at or rival_predicted is None:
+                continue
+            pairs += 1
+            hint_right += _right(left, max(0.0, rival_predicted - at))
+            recency_right += _right(age, at - rival_record.last_call)
+        return pairs, hint_right, recency_right
 
 
-def _recency_error(last_call: float, set_at: float, at: float) -> float:
-    """LRU's root-mean-square error on the time left until a call at ``at``, over the wait from
-    ``set_at`` on, reading the time left as the time since ``last_call`` (the order LRU keeps).
-
-    With ``A = at - last_call`` and ``u`` the age over the wait, the error is ``A - 2u``; its
-    mean square over ``u`` in ``[u0, A]`` is ``(A**3 + (A - 2*u0)**3) / (6 * (A - u0))``.
-    """
-    whole, start = at - last_call, set_at - last_call
-    if whole <= start:
-        return whole
-    return math.sqrt((whole**3 + (whole - 2 * start) ** 3) / (6 * (whole - start)))
+def _right(caller: float, rival: float) -> float:
+    """1 if the caller's smaller value ranks it nearer than the rival, 0.5 on a tie, else 0."""
+    return 1.0 if caller < rival else 0.5 if caller == rival else 0.0
 
 
 def _pooled(agent: Fit, space: Fit) -> tuple[float, float]:
     """(weight in [0, 1], typical miss) of an agent's fit shrunk toward its namespace's."""
     prior = PRIOR_CALLS / space.calls if space.calls else 0.0
     calls = agent.calls + prior * space.calls
-    if calls == 0:
-        return 1.0, 0.0
-    hint_sq = agent.hint_sq + prior * space.hint_sq
-    recency_sq = agent.recency_sq + prior * space.recency_sq
-    total = hint_sq + recency_sq
-    weight = 1.0 if total == 0 else recency_sq / total
-    return weight, (agent.miss + prior * space.miss) / calls
+    pairs = agent.pairs + prior * space.pairs
+    miss = (agent.miss + prior * space.miss) / calls if calls else 0.0
+    if pairs == 0:
+        return 1.0, miss
+    lead = (
+        agent.hint_right
+        + prior * space.hint_right
+        - agent.recency_right
+        - prior * space.recency_right
+    ) / pairs
+    return min(1.0, max(0.0, 0.5 + lead / (2 * MARGIN))), miss

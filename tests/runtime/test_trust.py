@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from scalesim.runtime import AgentMeta, HintTrustMode, RuntimeConfig, ScaleSimRuntime, owner_key
-from scalesim.runtime.trust import HintTrust
 
 
 def _calls(runtime: ScaleSimRuntime, agent: str, steps: list[float], hint: float) -> None:
@@ -15,38 +14,38 @@ def _calls(runtime: ScaleSimRuntime, agent: str, steps: list[float], hint: float
 
 
 def test_exact_predictions_keep_full_trust() -> None:
-    trust = HintTrust()
-    trust.seen("t|a", "t", at=0.0)
-    for step in range(1, 20):
-        trust.called("t|a", "t", at=float(step * 3), predicted=float(step * 3), predicted_at=0.0)
-    assert trust.weight("t|a", "t") == 1.0
+    """Agents calling in turn, each exactly when predicted: every pair is ordered right."""
+    runtime = ScaleSimRuntime()
+    for step in range(40):
+        runtime.observe(AgentMeta(f"a{step % 4}", "town", clock=float(step), next_call=step + 4.0))
+    assert runtime.trust.weight(owner_key("town", "a0"), "town") == 1.0
+
+
+def _busy_and_idle(runtime: ScaleSimRuntime, steps: int) -> None:
+    """``busy`` calls every step, ``idle`` every 10th, and both predict the other's pace: the
+    predictions order every pair wrongly, recency almost every pair rightly."""
+    for step in range(steps):
+        runtime.observe(AgentMeta("busy", "town", clock=float(step), next_call=step + 10.0))
+        if step % 10 == 5:
+            runtime.observe(AgentMeta("idle", "town", clock=float(step), next_call=step + 1.0))
 
 
 def test_predictions_worse_than_recency_lose_trust() -> None:
-    """An agent calling every 2 steps while predicting 40 ahead: its hints are noise."""
     runtime = ScaleSimRuntime()
-    _calls(runtime, "liar", [float(step) for step in range(0, 40, 2)], hint=40.0)
-    assert runtime.trust.weight(owner_key("town", "liar"), "town") < 0.1
+    _busy_and_idle(runtime, 60)
+    assert runtime.trust.weight(owner_key("town", "busy"), "town") < 0.1
 
 
 def test_untrusted_agents_rank_in_lru_order_whatever_they_predict() -> None:
-    """With worthless predictions the order is LRU's: the agent used longest ago goes first,
-    although it claims the nearest call."""
+    """With worthless predictions the order is LRU's: ``idle``, used longest ago, goes first
+    although it claims the nearest call; with full trust its claim would keep it."""
+    busy, idle = owner_key("town", "busy"), owner_key("town", "idle")
     runtime = ScaleSimRuntime()
-    for step in range(0, 40, 2):  # both call every 2 steps and always predict wrongly
-        runtime.observe(AgentMeta("old", "town", clock=float(step), next_call=step + 50.0))
-        runtime.observe(AgentMeta("new", "town", clock=step + 1.0, next_call=step + 90.0))
-    runtime.observe(AgentMeta("old", "town", clock=40.0, next_call=41.0))
-    runtime.observe(AgentMeta("new", "town", clock=45.0, next_call=200.0))
-    old, new = owner_key("town", "old"), owner_key("town", "new")
-    assert runtime.rank_key([old], 0.0) < runtime.rank_key([new], 0.0)
+    _busy_and_idle(runtime, 60)
+    assert runtime.rank_key([idle], 0.0) < runtime.rank_key([busy], 0.0)
     full = ScaleSimRuntime(RuntimeConfig(hint_trust=HintTrustMode.FULL))
-    for meta in (
-        AgentMeta("old", "town", clock=40.0, next_call=41.0),
-        AgentMeta("new", "town", clock=45.0, next_call=200.0),
-    ):
-        full.observe(meta)
-    assert full.rank_key([old], 0.0) > full.rank_key([new], 0.0)
+    _busy_and_idle(full, 60)
+    assert full.rank_key([idle], 0.0) > full.rank_key([busy], 0.0)
 
 
 def test_an_overdue_prediction_stops_pinning_its_agent() -> None:
