@@ -8,8 +8,9 @@ processes (this file run as a script, with different ``PYTHONHASHSEED``) each ho
 and one prefix tree (``runtime_tree.py``, the stand-in for SGLang's, whose own determinism
 across ranks SGLang checks itself) and run a hypothesis-generated stream of request metadata,
 control updates, inserts, splits, removals and evictions; after every step each reports its
-eviction order over the tree's leaves, ``due_owners()`` and a prefetch plan, and the test
-compares the two reports step by step. Standard library only.
+eviction order over the tree's leaves, ``due_owners()``, a prefetch plan, and the adapter-slot
+decisions (the victim among all adapters, the adapter prefetch plan), and the test compares the
+two reports step by step. Standard library only.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from scalesim.runtime import (
     DistanceUpdate,
     ScaleSimRuntime,
 )
+from scalesim.runtime.adapters import AdapterSlots, SlotView
 
 HERE = Path(__file__).resolve().parent
 #: Two ranks, two hash salts.
@@ -89,6 +91,8 @@ class Decisions(NamedTuple):
     ranks: list[tuple[str, int, float, float]]  # each leaf's rank but its id tiebreak, by label
     due: list[str]  # due_owners()
     prefetch: PrefetchPlan
+    adapter_victim: str | None  # the slot to free among every adapter in use
+    adapter_prefetch: list[str]  # adapters to load ahead, with one free slot
 
 
 class Rank:
@@ -98,6 +102,7 @@ class Rank:
     def __init__(self) -> None:
         self.runtime = ScaleSimRuntime()
         self.tree = Tree(self.runtime)
+        self.adapters = AdapterSlots(self.runtime)
         self.clocks = dict.fromkeys(NAMESPACES, 0.0)
         self.versions = dict.fromkeys(NAMESPACES, 0)
         self.prompts: list[tuple[int, ...]] = []
@@ -112,7 +117,12 @@ class Rank:
         due = self.runtime.due_owners()
         ranks = [(label(leaf), *self._rank(leaf)[:3]) for leaf in self._leaves()]
         order = self.eviction_order()
-        return Decisions(outcome, order, sorted(ranks), due, self.prefetch_plan())
+        adapters = sorted({f"ad{agent % 3}" for agent in range(len(AGENTS))})
+        resident = frozenset([None, *adapters[:2]])
+        view = SlotView(resident, frozenset([adapters[0]]), free_slots=1)
+        victim = self.adapters.victim(resident)
+        loads = self.adapters.prefetch_plan(due, view, max_loads=2)
+        return Decisions(outcome, order, sorted(ranks), due, self.prefetch_plan(), victim, loads)
 
     # ---- inputs ---------------------------------------------------------------------------
     def _request(
@@ -122,6 +132,8 @@ class Rank:
         clock = self.clocks[namespace] = self.clocks[namespace] + advance
         meta = AgentMeta(AGENTS[agent], namespace, clock, None if ahead is None else clock + ahead)
         owner = self.runtime.observe(meta)
+        self.adapters.assign(owner, f"ad{agent % 3}")
+        self.adapters.touch(f"ad{agent % 3}")
         persona = (10 * ns + 1, 10 * ns + 2)
         memory = 100 + 10 * (agent % 2) + variant  # agents of a group may send the same prompt
         tokens = (*persona, memory, *range(200, 200 + length))
@@ -328,6 +340,7 @@ def test_decisions_compared_are_not_vacuous() -> None:
     assert last.eviction_order == ["path:1,2,100,200,201"]  # a1 now ends inside a0's path
     assert last.due == ["n0|a0", "n0|a1"]
     assert last.prefetch.fetch  # the plan is exercised: something fits the budget
+    assert last.adapter_victim == "ad0"  # both agents due at 1: ad0 was used longer ago
 
 
 if __name__ == "__main__":
