@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--workload",
         required=True,
-        help="town, independent, diffusion, workflow, or from real data: village, social",
+        help="town, independent, diffusion, workflow, schedule, or from real data: village, social",
     )
     gen.add_argument("--agents", type=int, required=True, help="distinct agents (up to 10,000+)")
     gen.add_argument("--steps", type=int, required=True, help="10 s steps (8,640 = one day)")

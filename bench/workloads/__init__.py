@@ -20,6 +20,7 @@ from typing import Protocol
 from ..trace import Trace
 from .diffusion import generate_diffusion
 from .independent import generate_independent
+from .schedule import generate_schedule
 from .social import generate_social
 from .town import generate_town
 from .village import generate_village
@@ -51,6 +52,7 @@ WORKLOADS: Mapping[str, Workload] = {
     "independent": generate_independent,
     "diffusion": generate_diffusion,
     "workflow": generate_workflow,
+    "schedule": generate_schedule,
 }
 
 REAL_WORKLOADS: Mapping[str, RealWorkload] = {

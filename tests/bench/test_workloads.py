@@ -106,3 +106,20 @@ def test_unknown_workload_and_bad_sizes_are_refused() -> None:
         generate("mall", agents=1, steps=1, seed=0)
     with pytest.raises(ValueError, match="agents >= 1"):
         generate("town", agents=0, steps=1, seed=0)
+
+
+def test_schedule_hints_are_estimates_early_and_late() -> None:
+    """Scheduled agents' hints miss by slips and cancellations, on-call agents' by their random
+    gaps: hints are neither exact nor all on one side of the truth."""
+    trace = generate("schedule", agents=60, steps=4000, seed=2)
+    steps: dict[str, list[int]] = {}
+    for call in trace.calls:
+        steps.setdefault(call.agent, []).append(call.step)
+    errors = []
+    for hint in trace.hints:
+        later = [step for step in steps[hint.agent] if step > hint.step]
+        if hint.next_step is not None and later:
+            errors.append(later[0] - hint.next_step)
+    assert sum(error > 0 for error in errors) > len(errors) / 5  # the call came later
+    assert sum(error < 0 for error in errors) > len(errors) / 5  # the call came earlier
+    assert sum(error == 0 for error in errors) < len(errors) / 2
