@@ -7,7 +7,17 @@ from .estimators import (
     DistanceEstimator,
     IndependentAgents,
 )
-from .rank import KNOWN, UNKNOWN, UNKNOWN_RANK, OwnerRank, RankKey, fetch_order, strictly_farther
+from .rank import (
+    KNOWN,
+    NOBODY,
+    NOBODY_RANK,
+    UNKNOWN,
+    UNKNOWN_RANK,
+    OwnerRank,
+    RankKey,
+    fetch_order,
+    strictly_farther,
+)
 from .spatial import (
     InteractingAgents,
     MetropolisRules,
@@ -21,6 +31,8 @@ from .validation import MAX_ID_CHARS, InvalidEntryError, check_id
 __all__ = [
     "KNOWN",
     "MAX_ID_CHARS",
+    "NOBODY",
+    "NOBODY_RANK",
     "UNKNOWN",
     "UNKNOWN_RANK",
     "ActionState",

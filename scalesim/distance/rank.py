@@ -6,15 +6,18 @@ is built from an absolute predicted next-call time (``eta``), not from the remai
 distance, so a key computed earlier stays comparable with one computed later: ranking
 by eta equals ranking by remaining distance at any instant.
 
-Invariants: a key holds only ints, floats and strs; agents with no fresh distance
-(unknown, stale, or "no call expected") rank below every agent with a finite eta and
-among themselves by least recent use, so with no information the order is exactly LRU.
+Invariants: a key holds only ints, floats and strs; state nobody will use (no owner, or
+every owner expects no call) ranks lowest; agents with no fresh distance (unknown, stale)
+rank below every agent with a finite eta; each level is ordered by least recent use, so
+with no information the order is exactly LRU.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+#: ``OwnerRank.known`` of state no agent will use: no owner, or "no call expected".
+NOBODY = -1
 #: ``OwnerRank.known`` of an agent with no fresh finite distance.
 UNKNOWN = 0
 #: ``OwnerRank.known`` of an agent with a fresh finite distance.
@@ -30,12 +33,14 @@ class OwnerRank(NamedTuple):
 
 #: The rank of an agent about which nothing fresh is known.
 UNKNOWN_RANK = OwnerRank(UNKNOWN, 0.0)
+#: The rank of state no agent will use.
+NOBODY_RANK = OwnerRank(NOBODY, 0.0)
 
 
 class RankKey(NamedTuple):
     """Eviction priority of one resource; LOWER means evict sooner.
 
-    Fields, compared in order: ``known`` (0 before 1), ``neg_eta`` (minus the nearest
+    Fields, compared in order: ``known`` (NOBODY, UNKNOWN, KNOWN), ``neg_eta`` (minus the nearest
     owner's predicted next-call time: the farthest first), ``last_use`` (least recent
     first, in the caller's time unit) and ``tiebreak`` (the resource key, so that equal
     ranks never fall back to insertion or hash order).
@@ -53,7 +58,7 @@ class RankKey(NamedTuple):
 
     def remaining(self, now: float) -> float | None:
         """Time from ``now`` to the nearest owner's next call (>= 0), or None if unknown."""
-        if self.known == UNKNOWN:
+        if self.known != KNOWN:
             return None
         return max(0.0, -self.neg_eta - now)
 

@@ -21,7 +21,15 @@ import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scalesim.distance import KNOWN, UNKNOWN_RANK, DistanceTable, Knowledge, OwnerRank, RankKey
+from scalesim.distance import (
+    KNOWN,
+    NOBODY_RANK,
+    UNKNOWN_RANK,
+    DistanceTable,
+    Knowledge,
+    OwnerRank,
+    RankKey,
+)
 from scalesim.distance.table import Source
 from scalesim.memory.plan import PrefetchPlan
 from scalesim.memory.planner import MemoryPlanner
@@ -210,12 +218,13 @@ class ScaleSimRuntime:
     def rank_key(
         self, owners: Iterable[str], last_use: float, *, now: float = 0.0, tiebreak: str = ""
     ) -> RankKey:
-        """Eviction rank of state owned by ``owners`` (lower: evict sooner).
+        """Eviction rank of state owned by ``owners`` (lower: evict sooner); state with no
+        owner, or whose owners all expect no call, ranks lowest (``NOBODY``).
 
         ``now`` is time elapsed past every namespace's clock (0: the present); the nearest
         owner decides, by its distance from its own namespace's clock.
         """
-        best = max((self._owner_rank(owner, now) for owner in owners), default=UNKNOWN_RANK)
+        best = max((self._owner_rank(owner, now) for owner in owners), default=NOBODY_RANK)
         return RankKey(best.known, best.neg_eta, last_use, tiebreak)
 
     def node_rank(self, node: TreeNode, last_use: float) -> RankKey:
@@ -291,8 +300,11 @@ class ScaleSimRuntime:
         namespace = split_owner(owner)[0]
         state = self._namespaces.get(namespace)
         clock = (0.0 if state is None else state.clock) + now
-        eta = self.table.lookup(owner, now=clock).eta
-        if eta is None:  # no fresh prediction: withdrawn, stale, none, or no call expected
+        found = self.table.lookup(owner, now=clock)
+        if found.knowledge is Knowledge.NO_CALL:
+            return NOBODY_RANK
+        eta = found.eta
+        if eta is None:  # no fresh prediction: withdrawn, stale or none
             return UNKNOWN_RANK
         if self.config.hint_trust is HintTrustMode.LEARNED and self.trust.knows(owner):
             eta = self.trust.blend(owner, namespace, predicted=eta, now=clock)

@@ -35,3 +35,20 @@ def test_a_chain_of_a_prompt_the_agent_will_not_send_again_leaves_first() -> Non
     assert old_memory not in host
     assert all(chain in host for chain in book.prompts[1].chains[:2])
     assert b_memory in host and book.prompts[2].chains[1] in host
+
+
+def test_before_any_hint_the_host_drops_nobodys_chains_before_agents_prefixes() -> None:
+    """Regression: at a simulation's first step no agent has a distance yet, so the host ranked
+    agents' personas and one-off observations alike, by recency, and dropped the personas
+    written first; one-off observations belong to no agent and must go first."""
+    calls = [
+        Call("a1", "a", 0, (Segment("persona/a", 8), Segment("mem/a", 8), Segment("o1", 6)), 1),
+        Call("b1", "b", 0, (Segment("persona/b", 8), Segment("mem/b", 8), Segment("o2", 6)), 1),
+    ]
+    book = PromptBook(Trace(TraceHeader("first-step", 2, 10), tuple(calls)), token_scale=1)
+    ranking = ScaleSimRanking(book, ())  # no hints at all
+    host = HostTier(2 * (8 + 8 + 6) - 2, ranking=ranking)  # trims to 90%: 12 tokens must go
+    host.write_through(book.prompts[0], agent="a", now=1.0)
+    host.write_through(book.prompts[1], agent="b", now=2.0)
+    assert book.prompts[0].chains[2] not in host and book.prompts[1].chains[2] not in host
+    assert all(chain in host for prompt in book.prompts[:2] for chain in prompt.chains[:2])

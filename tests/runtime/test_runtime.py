@@ -6,7 +6,7 @@ import pytest
 from runtime_tree import Tree
 
 from scalesim.config import ConfigError
-from scalesim.distance import KNOWN, UNKNOWN
+from scalesim.distance import KNOWN, NOBODY, UNKNOWN
 from scalesim.memory.resource import Resource, Tier
 from scalesim.runtime import (
     AgentMeta,
@@ -40,7 +40,7 @@ def test_request_next_call_null_means_no_call_expected() -> None:
     runtime.observe(AgentMeta("a0", "town", clock=4.0))  # says nothing: prediction kept
     assert runtime.rank_key([owner], 0.0).known == KNOWN
     runtime.observe(AgentMeta("a0", "town", clock=5.0, no_call=True))
-    assert runtime.rank_key([owner], 0.0).known == UNKNOWN
+    assert runtime.rank_key([owner], 0.0).known == NOBODY  # below agents merely unknown
 
 
 def test_update_ranks_by_distance_from_the_namespace_clock() -> None:
@@ -48,8 +48,8 @@ def test_update_ranks_by_distance_from_the_namespace_clock() -> None:
     result = runtime.apply(_update(10.0, {"a": 12.0, "b": 30.0, "c": None}, version=1))
     assert (result.applied, result.version, result.clock) == (3, 1, 10.0)
     ranks = {agent: runtime.rank_key([owner_key("town", agent)], 0.0) for agent in "abcd"}
-    assert ranks["a"] > ranks["b"] > ranks["c"]
-    assert ranks["c"].known == ranks["d"].known == UNKNOWN
+    assert ranks["a"] > ranks["b"] > ranks["d"] > ranks["c"]  # c: no call expected
+    assert (ranks["c"].known, ranks["d"].known) == (NOBODY, UNKNOWN)
 
 
 def test_stale_version_and_backward_clock_are_409_and_change_nothing() -> None:

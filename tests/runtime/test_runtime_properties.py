@@ -18,10 +18,11 @@ _owner_sets = st.lists(st.frozensets(st.sampled_from(_AGENTS), max_size=3), min_
 
 def _oracle(owners: frozenset[str], distances: dict[str, float | None], last_use: float) -> tuple:
     """Independent order: any owner with a known distance beats none; the nearest known owner
-    decides (sooner: keep longer); then recency."""
+    decides (sooner: keep longer); an owner with no distance beats none at all (no owner, or
+    every owner expects no call); then recency."""
     known = [distances[agent] for agent in owners if distances.get(agent) is not None]
     if not known:
-        return (0, 0.0, last_use)
+        return (0 if any(agent not in distances for agent in owners) else -1, 0.0, last_use)
     return (1, -min(known), last_use)  # type: ignore[type-var]
 
 
