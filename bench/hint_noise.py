@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from .hint_quality import true_next_calls
 from .trace import Event, Hint, Trace
 
 EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
@@ -70,23 +71,8 @@ def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
     return replace(trace, events=tuple(sorted([*trace.calls, *hints], key=order)))
 
 
-def mean_abs_error(trace: Trace, reference: Trace) -> float:
-    """Mean |hinted - true next call| over ``trace``'s non-null hints; ``reference`` holds the
-    exact hints at the same positions (both from :func:`with_hints`)."""
-    if len(trace.hints) != len(reference.hints):
-        raise ValueError("the two traces' hints are not at the same positions")
-    errors = [
-        abs(hint.next_step - truth.next_step)
-        for hint, truth in zip(trace.hints, reference.hints, strict=True)
-        if hint.next_step is not None and truth.next_step is not None
-    ]
-    return sum(errors) / len(errors) if errors else 0.0
-
-
 def _slots(trace: Trace) -> list[_Slot]:
-    steps: dict[str, list[int]] = {}
-    for call in trace.calls:
-        steps.setdefault(call.agent, []).append(call.step)
+    steps = true_next_calls(trace)
     slots = []
     for agent, calls in sorted(steps.items()):
         slots.append(_Slot(0, agent, calls[0]))

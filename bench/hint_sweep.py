@@ -21,7 +21,8 @@ from typing import Any
 
 from scalesim.runtime import HintTrustMode
 
-from .hint_noise import mean_abs_error, with_hints
+from .hint_noise import with_hints
+from .hint_quality import hint_errors
 from .replay.engine import replay_policies
 from .replay.result import PolicyResult, ReplayConfig
 from .trace import Trace
@@ -44,7 +45,6 @@ def run_sweep(trace: Trace, config: ReplayConfig, levels: list[str]) -> dict[str
     """Replay the baselines once and ScaleSim per level; returns the JSON document's body."""
     base = replay_policies(trace, list(_BASELINES), config)
     floor = base["infinite"].recomputed_tokens
-    exact = with_hints(trace, "exact")
     rows = []
     for level in levels:
         hinted = with_hints(trace, level)
@@ -54,7 +54,7 @@ def run_sweep(trace: Trace, config: ReplayConfig, levels: list[str]) -> dict[str
         }
         row = LevelResult(
             level,
-            round(mean_abs_error(hinted, exact), 2),
+            round(hint_errors(hinted).mean_abs_steps, 2),
             excess[HintTrustMode.LEARNED],
             excess[HintTrustMode.FULL],
         )

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scalesim.bench.exact_hints import exact_hints
-from scalesim.bench.hint_noise import check_level, mean_abs_error, with_hints
+from scalesim.bench.hint_noise import check_level, with_hints
+from scalesim.bench.hint_quality import hint_errors
 from scalesim.bench.replay.engine import replay_policies
 from scalesim.bench.replay.result import ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader, read_trace, write_trace
@@ -44,12 +45,13 @@ def test_every_variant_is_a_valid_trace_with_the_same_calls(level: str, tmp_path
     assert varied == with_hints(trace, level, seed=4)
 
 
+LEVELS = ("exact", "noise:0.25", "noise:1", "adversarial")
+
+
 def test_error_grows_with_the_noise_level() -> None:
     trace = agents_trace(agents=20, steps=200, seed=3)
-    exact = with_hints(trace, "exact")
-    errors = [mean_abs_error(with_hints(trace, f"noise:{f}"), exact) for f in (0, 0.25, 1)]
-    assert errors[0] == 0 < errors[1] < errors[2]
-    assert mean_abs_error(with_hints(trace, "adversarial"), exact) > errors[1]
+    errors = [hint_errors(with_hints(trace, level)).mean_abs_steps for level in LEVELS]
+    assert errors == sorted(errors) and len(set(errors)) == len(errors)
 
 
 def test_unknown_level_is_refused_with_the_choices() -> None:
