@@ -87,8 +87,9 @@ def notes(params: LiveParams, setup: LiveSetup) -> list[str]:
         "steps (trace timing rule); every request carries agent and clock (its step); stock "
         "gets the same requests and no ticks",
         "kv_prefetch_tokens: GET /scalesim/v1/state counters after the run; 0 for stock",
-        "lora_loads_blocking: not measurable from outside the server (neither ScaleSim's state "
-        "nor stock SGLang counts adapter loads); reported as 0",
+        "lora_loads_blocking, lora_loads_prefetch, lora_prefetch_failures: GET /scalesim/v1/state "
+        "counters after the run (the adapter slots' loads since the server started); null for "
+        "stock, which has no ScaleSim hooks and counts no adapter loads (not measurable, not 0)",
         "replay_prediction: the cache replay (lru stands for stock) with the same ratios and "
         "mode; its makespan is the cost model's (a GPU), not this machine's",
     ]

@@ -37,17 +37,19 @@ class LivePolicyResult:
     p50_latency_s: float
     p99_latency_s: float
     kv_prefetch_tokens: int
-    lora_loads_blocking: int
+    lora_loads_blocking: int | None  # the server's counter; None: not measurable (stock)
     ticks: int  # distance updates sent
     tick_errors: int
     startup_s: float
+    lora_loads_prefetch: int | None = None  # as lora_loads_blocking
+    lora_prefetch_failures: int | None = None
 
     @property
     def recomputed_tokens(self) -> int:
         """Prompt tokens the server computed (not found in its cache)."""
         return self.prompt_tokens - self.cached_tokens
 
-    def as_json(self) -> dict[str, int | float]:
+    def as_json(self) -> dict[str, int | float | None]:
         """The ``results[policy]`` object (api.md section 5 keys first)."""
         return {
             "requests": self.requests,
@@ -65,18 +67,27 @@ class LivePolicyResult:
             "ticks": self.ticks,
             "tick_errors": self.tick_errors,
             "startup_s": round(self.startup_s, 1),
+            "lora_loads_prefetch": self.lora_loads_prefetch,
+            "lora_prefetch_failures": self.lora_prefetch_failures,
         }
 
 
 @dataclass(frozen=True)
 class Counts:
-    """What the run knows besides the outcomes."""
+    """What the run knows besides the outcomes.
+
+    The adapter-load counters are ``GET /scalesim/v1/state``'s; ``None`` where the server has
+    no ScaleSim hooks (stock SGLang counts no adapter loads), so not measurable, not zero.
+    """
 
     expected_prompt_tokens: int
     kv_prefetch_tokens: int
     ticks: int
     tick_errors: int
     startup_s: float
+    lora_loads_blocking: int | None = None
+    lora_loads_prefetch: int | None = None
+    lora_prefetch_failures: int | None = None
 
 
 def summarize(
@@ -96,10 +107,12 @@ def summarize(
         p50_latency_s=percentile(latencies, 50),
         p99_latency_s=percentile(latencies, 99),
         kv_prefetch_tokens=counts.kv_prefetch_tokens,
-        lora_loads_blocking=0,  # not measurable: see the JSON notes
+        lora_loads_blocking=counts.lora_loads_blocking,
         ticks=counts.ticks,
         tick_errors=counts.tick_errors,
         startup_s=counts.startup_s,
+        lora_loads_prefetch=counts.lora_loads_prefetch,
+        lora_prefetch_failures=counts.lora_prefetch_failures,
     )
 
 
@@ -116,7 +129,7 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 def table(results: Mapping[str, LivePolicyResult], predicted: Mapping[str, PolicyResult]) -> str:
     """Live results with the replay's predicted recomputed tokens beside them."""
     head = ["policy", "requests", "errors", "prompt", "cached", "recomputed", "replay_recomp"]
-    head += ["makespan_s", "p50_s", "p99_s", "prefetch"]
+    head += ["makespan_s", "p50_s", "p99_s", "prefetch", "lora_blocking"]
     rows: list[Sequence[str]] = [head]
     for policy, item in results.items():
         guess = predicted.get(REPLAY_POLICY.get(policy, policy))
@@ -133,10 +146,16 @@ def table(results: Mapping[str, LivePolicyResult], predicted: Mapping[str, Polic
                 f"{item.p50_latency_s:.2f}",
                 f"{item.p99_latency_s:.2f}",
                 str(item.kv_prefetch_tokens),
+                _count(item.lora_loads_blocking),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def _count(value: int | None) -> str:
+    """A counter for a table: ``n/a`` where the server cannot count it."""
+    return "n/a" if value is None else str(value)
 
 
 def markdown(document: Mapping[str, Any], title: str) -> str:
@@ -155,7 +174,7 @@ def markdown(document: Mapping[str, Any], title: str) -> str:
             f"| {policy} | {r['requests']} | {r['errors']} | {r['prompt_tokens']} | "
             f"{r['cached_tokens']} | {r['recomputed_tokens']} | {r['makespan_s']:.1f} | "
             f"{r['p50_latency_s']:.2f} | {r['p99_latency_s']:.2f} | {r['kv_prefetch_tokens']} | "
-            f"{r['lora_loads_blocking']} |"
+            f"{_count(r.get('lora_loads_blocking'))} |"
         )
     prediction = document["replay_prediction"]
     lines += ["", "## Replay prediction (same trace and ratios)", ""]

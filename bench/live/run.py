@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,18 +201,28 @@ async def _drive_policy(policy: str, server: RunningServer, job: LiveJob) -> Pol
             on_done=lambda _: bar.update(1),
         )
         bar.close()
-        prefetch = (
-            (await sim.state()).counters.get("kv_prefetch_tokens", 0) if policy in HINTED else 0
-        )
+        counters = (await sim.state()).counters if policy in HINTED else None
     counts = report.Counts(
         expected_prompt_tokens=_expected_tokens(trace, outcomes),
-        kv_prefetch_tokens=prefetch,
+        kv_prefetch_tokens=0 if counters is None else counters.get("kv_prefetch_tokens", 0),
         ticks=network.ticks_sent,
         tick_errors=network.ticks_failed,
         startup_s=server.startup_s,
+        **_adapter_loads(counters),
     )
     result = report.summarize(outcomes, started_s=started, counts=counts)
     return result, sorted(round(outcome.done_s - started, 3) for outcome in outcomes)
+
+
+#: ``GET /scalesim/v1/state`` counters of adapter loads (api.md section 4).
+ADAPTER_COUNTERS = ("lora_loads_blocking", "lora_loads_prefetch", "lora_prefetch_failures")
+
+
+def _adapter_loads(counters: Mapping[str, int] | None) -> dict[str, int | None]:
+    """The server's adapter-load counters; all ``None`` without ScaleSim's state (stock)."""
+    if counters is None:
+        return dict.fromkeys(ADAPTER_COUNTERS)
+    return {name: counters.get(name) for name in ADAPTER_COUNTERS}
 
 
 def _expected_tokens(trace: Trace, outcomes: list[CallOutcome]) -> int:
