@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from scalesim.runtime import split_owner
+
 from ..trace import Trace
 from .host import HostTier
 from .issue import IssueGate
@@ -177,16 +179,32 @@ class PolicyRun:
     def _advance(self, step: float) -> None:
         """Move the logical clock to ``step`` (the ranking feeds due hints), then prefetch."""
         self.ranking.advance(step)
-        if self.prefetcher is None:
-            return
-        budget = int(self.cost.h2d_bytes_per_s * max(self._last_step_s, self.cost.decode_base_s))
-        for fetch in self.prefetcher.plan(budget_bytes=budget):
-            self.counters.h2d_bytes += fetch.n_bytes
-            self.copy_free_s = max(self.copy_free_s, self.now_s) + self.cost.h2d_s(fetch.n_bytes)
-            self._ready_at[fetch.agent] = self.copy_free_s
-            lora = self.book.calls[fetch.call_index].lora
-            if lora is not None and not self.lora.resident(lora) and self.lora.can_load():
-                self.lora.load(lora, agent=fetch.agent, now=self._tick())
+        budget_s = max(self._last_step_s, self.cost.decode_base_s)
+        if self.prefetcher is not None:
+            budget = int(self.cost.h2d_bytes_per_s * budget_s)
+            for fetch in self.prefetcher.plan(budget_bytes=budget):
+                self.counters.h2d_bytes += fetch.n_bytes
+                self._copy(fetch.agent, self.cost.h2d_s(fetch.n_bytes))
+        if isinstance(self.ranking, ScaleSimRanking) and self.lora.n_slots is not None:
+            loads = int(budget_s / self.cost.adapter_load_s)
+            self._prefetch_adapters(self.ranking, max_loads=loads)
+
+    def _prefetch_adapters(self, ranking: ScaleSimRanking, *, max_loads: int) -> None:
+        """Adapters of due agents into free or farther slots, as many as the step's time can
+        copy; the decision is the runtime's (``AdapterSlots.prefetch_plan``), as live."""
+        due = ranking.runtime.due_owners()
+        plan = ranking.adapters.prefetch_plan(due, self.lora.view(), max_loads=max_loads)
+        for adapter in plan:
+            owner = min(ranking.adapters.owners_of(adapter))
+            agent = split_owner(owner)[1]
+            self.lora.load(adapter, agent=agent, now=self._tick())
+            self.counters.prefetch_adapter_loads += 1
+            self._copy(agent, self.cost.adapter_load_s)
+
+    def _copy(self, agent: str, seconds: float) -> None:
+        """Queue ``seconds`` of copying for ``agent`` on the copy engine; its call waits for it."""
+        self.copy_free_s = max(self.copy_free_s, self.now_s) + seconds
+        self._ready_at[agent] = self.copy_free_s
 
 
 def replay_policies(

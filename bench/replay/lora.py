@@ -5,12 +5,16 @@ slots; a call whose adapter is not resident must load it before it runs. Stock S
 picks the least recently used victim; ``scalesim`` and ``belady`` use their rankings.
 
 Invariants: at most ``n_slots`` adapters resident; an adapter used by a running call is
-never displaced.
+never displaced. ScaleSim's adapter prefetch decides with the runtime's own
+:class:`~scalesim.runtime.adapters.AdapterSlots` (the code the live server runs) over
+:meth:`LoraSlots.view`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from scalesim.runtime.adapters import SlotView
 
 from .policies import Ranking
 
@@ -62,3 +66,9 @@ class LoraSlots:
 
     def release(self, adapter: str) -> None:
         self._slots[adapter].users -= 1
+
+    def view(self) -> SlotView:
+        """The slots as the runtime's adapter prefetch sees them (in-use adapters protected)."""
+        free = len(self._slots) if self.n_slots is None else self.n_slots - len(self._slots)
+        in_use = frozenset(name for name, slot in self._slots.items() if slot.users > 0)
+        return SlotView(frozenset(self._slots), in_use, free_slots=max(0, free))

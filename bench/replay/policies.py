@@ -30,6 +30,7 @@ from scalesim.runtime import (
     ScaleSimRuntime,
     owner_key,
 )
+from scalesim.runtime.adapters import AdapterSlots
 from scalesim.sglang.eviction import ScaleSimStrategy
 
 from ..trace import Hint
@@ -103,6 +104,7 @@ class ScaleSimRanking:
     ) -> None:
         self.book = book
         self.runtime = runtime if runtime is not None else ScaleSimRuntime()
+        self.adapters = AdapterSlots(self.runtime)
         self._hints = sorted(hints, key=lambda hint: hint.step)
         self._next_hint = 0
 
@@ -127,8 +129,11 @@ class ScaleSimRanking:
 
     def arrive(self, call_index: int) -> None:
         """The call reaches the runtime as a request without metadata of its own would: the
-        runtime scores the prediction in force for its agent."""
-        self.runtime.observe(AgentMeta(self.book.calls[call_index].agent))
+        runtime scores the prediction in force for its agent, and the adapter registry learns
+        which adapter the agent uses (as the live request hook does)."""
+        call = self.book.calls[call_index]
+        owner = self.runtime.observe(AgentMeta(call.agent))
+        self.adapters.assign(owner, call.lora)
 
     def start_call(self, call_index: int) -> None:
         return None

@@ -77,9 +77,10 @@ class PolicyResult:
     h2d_bytes: int
     blocking_adapter_loads: int
     makespan_s: float
+    prefetch_adapter_loads: int = 0
 
     def as_json(self) -> dict[str, int | float]:
-        """The seven keys of the issue's ``results`` objects."""
+        """The issue's seven ``results`` keys, and the adapters loaded ahead of their calls."""
         return {
             "prompt_tokens": self.prompt_tokens,
             "gpu_hit_tokens": self.gpu_hit_tokens,
@@ -88,6 +89,7 @@ class PolicyResult:
             "h2d_bytes": self.h2d_bytes,
             "blocking_adapter_loads": self.blocking_adapter_loads,
             "makespan_s": round(self.makespan_s, 6),
+            "prefetch_adapter_loads": self.prefetch_adapter_loads,
         }
 
 
@@ -101,6 +103,7 @@ class ReplayCounters:
     recomputed_tokens: int = 0
     h2d_bytes: int = 0
     blocking_adapter_loads: int = 0
+    prefetch_adapter_loads: int = 0
 
     def result(self, *, makespan_s: float) -> PolicyResult:
         """The frozen totals of a finished run."""
@@ -112,4 +115,5 @@ class ReplayCounters:
             self.h2d_bytes,
             self.blocking_adapter_loads,
             makespan_s,
+            self.prefetch_adapter_loads,
         )
