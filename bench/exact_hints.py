@@ -12,28 +12,15 @@ Run: ``python -m scalesim.bench.exact_hints IN.jsonl OUT.jsonl``
 from __future__ import annotations
 
 import argparse
-import itertools
-from dataclasses import replace
 from pathlib import Path
 
-from .trace import Event, Hint, Trace, read_trace, write_trace
+from .hint_noise import EXACT, with_hints
+from .trace import Trace, read_trace, write_trace
 
 
 def exact_hints(trace: Trace) -> Trace:
     """``trace`` with its hints replaced by each agent's true next call step."""
-    steps: dict[str, list[int]] = {}
-    for call in trace.calls:
-        steps.setdefault(call.agent, []).append(call.step)
-    hints = []
-    for agent, calls in sorted(steps.items()):
-        hints.append(Hint(0, agent, calls[0]))
-        hints += [Hint(step, agent, after) for step, after in itertools.pairwise(calls)]
-        hints.append(Hint(calls[-1], agent, None))
-
-    def order(event: Event) -> tuple[int, bool]:
-        return event.step, isinstance(event, Hint)
-
-    return replace(trace, events=tuple(sorted([*trace.calls, *hints], key=order)))
+    return with_hints(trace, EXACT)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,9 +31,9 @@ def agents_trace(*, agents: int, steps: int, seed: int) -> Trace:
     return Trace(TraceHeader("agents", agents, steps), tuple(calls))
 
 
-def test_exact_level_equals_the_exact_hints_tool() -> None:
+def test_zero_noise_gives_the_exact_hints() -> None:
     trace = agents_trace(agents=6, steps=30, seed=1)
-    assert with_hints(trace, "exact").hints == exact_hints(trace).hints
+    assert with_hints(trace, "noise:0").hints == exact_hints(trace).hints
 
 
 @pytest.mark.parametrize("level", ["exact", "noise:0.5", "random", "adversarial"])
