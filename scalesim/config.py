@@ -25,6 +25,17 @@ class ConfigError(ValueError):
     """A ScaleSim configuration that cannot be used; the message names the key."""
 
 
+class CopyKernels(Enum):
+    """Which code runs HiCache's host<->device KV copies and LoRA slot loads.
+
+    ``sglang``: SGLang's own transfer ops and ``copy_``. ``triton``: ScaleSim's kernels
+    (``scalesim.kernels``), with SGLang's path as the fallback for any layout they do not cover.
+    """
+
+    SGLANG = "sglang"
+    TRITON = "triton"
+
+
 class DeviceMode(Enum):
     """Where SGLang runs: ``cuda`` (production) or ``cpu`` (development and tests only)."""
 
@@ -46,11 +57,15 @@ class ScaleSimConfig:
       ``{namespace: {agent: adapter_name}}``; the ``scalesim`` LoRA policy ranks an adapter's
       slot by its agents before their first request names it (a request's ``base:adapter``
       then takes over for its agent).
+    - ``copy_kernels`` (``"sglang"`` | ``"triton"``, default ``"sglang"``): ``"triton"`` runs
+      HiCache's host<->device KV copies and LoRA slot loads through ``scalesim.kernels``
+      (falling back to SGLang's path, logged once, for anything they do not support).
     """
 
     enabled: bool = True
     device_mode: DeviceMode = DeviceMode.CUDA
     adapters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    copy_kernels: CopyKernels = CopyKernels.SGLANG
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -58,6 +73,8 @@ class ScaleSimConfig:
         if not isinstance(self.device_mode, DeviceMode):
             raise ConfigError(f"device_mode must be a DeviceMode, got {self.device_mode!r}")
         _check_adapters(self.adapters)
+        if not isinstance(self.copy_kernels, CopyKernels):
+            raise ConfigError(f"copy_kernels must be a CopyKernels, got {self.copy_kernels!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> ScaleSimConfig:
@@ -69,6 +86,8 @@ class ScaleSimConfig:
         converted = dict(values)
         if "device_mode" in converted:
             converted["device_mode"] = _parse_device_mode(converted["device_mode"])
+        if "copy_kernels" in converted:
+            converted["copy_kernels"] = _parse_copy_kernels(converted["copy_kernels"])
         return cls(**converted)  # type: ignore[arg-type]
 
     @classmethod
@@ -103,6 +122,7 @@ class ScaleSimConfig:
         """JSON that :meth:`from_json` turns back into an equal config."""
         values = asdict(self)
         values["device_mode"] = self.device_mode.value
+        values["copy_kernels"] = self.copy_kernels.value
         return json.dumps(values, sort_keys=True)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> ScaleSimConfig:
@@ -138,3 +158,12 @@ def _parse_device_mode(value: object) -> DeviceMode:
     if value not in choices:
         raise ConfigError(f"device_mode must be one of {choices}, got {value!r}")
     return DeviceMode(value)
+
+
+def _parse_copy_kernels(value: object) -> CopyKernels:
+    if isinstance(value, CopyKernels):
+        return value
+    choices = [kernels.value for kernels in CopyKernels]
+    if value not in choices:
+        raise ConfigError(f"copy_kernels must be one of {choices}, got {value!r}")
+    return CopyKernels(value)
