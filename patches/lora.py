@@ -6,13 +6,15 @@ SGLang builds a LoRA memory pool's victim policy through
 :class:`~scalesim.sglang.lora.ScaleSimLoRAPolicy` and every other name with SGLang's own. The
 ``--lora-eviction-policy`` flag lists its choices inline (rebuilt from the annotations each
 time), so an AFTER hook on the argument builder adds ``scalesim`` to the parser's action.
-Every hook falls back to SGLang's behaviour on internal error.
+In the main process, the LoRA registry's choice of the adapter to unload from host memory
+(``--max-loaded-loras``) asks the scheduler's ranking too. Every hook falls back to SGLang's
+behaviour on internal error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sglang.srt.lora.eviction_policy import EvictionPolicy
@@ -56,3 +58,13 @@ def after_load_lora_weight_to_buffer(
     policy = getattr(pool, "eviction_policy", None)
     if uid is not None and isinstance(policy, ScaleSimLoRAPolicy):
         policy.count_load()
+
+
+async def around_lru_lora_name(
+    original: Callable[..., Awaitable[str | None]], registry: Any, exclude_pinned: bool = False
+) -> str | None:
+    """AROUND ``LoRARegistry.lru_lora_name`` (main process): with ``--lora-eviction-policy
+    scalesim`` the adapter unloaded to disk is the farthest agent's, not the least recent."""
+    from scalesim.sglang.lora_host import lru_lora_name_by_distance
+
+    return await lru_lora_name_by_distance(original, registry, exclude_pinned)

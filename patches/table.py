@@ -163,6 +163,13 @@ HTTP_HOOKS: tuple[HookSpec, ...] = (
         hook_type=HookType.AFTER,
         why="control calls wait for one reply per data-parallel worker, as SGLang's own do",
     ),
+    HookSpec(
+        subsystem=Subsystem.LORA,
+        target="sglang.srt.lora.lora_registry.LoRARegistry.lru_lora_name",
+        hook=lora.around_lru_lora_name,
+        hook_type=HookType.AROUND,
+        why="--max-loaded-loras unloads the farthest agent's adapter to disk, not the LRU one",
+    ),
 )
 
 #: The whole table every process installs, in registration order.

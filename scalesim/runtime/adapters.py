@@ -86,6 +86,14 @@ class AdapterSlots:
         """The owner keys that use ``adapter``."""
         return frozenset(self._owners.get(adapter, ()))
 
+    def drop_namespace(self, namespace: str) -> int:
+        """Forget a finished simulation's agents (their adapters stay loaded); how many."""
+        prefix = owner_key(namespace, "")
+        owners = [owner for owner in self._adapter_of if owner.startswith(prefix)]
+        for owner in owners:
+            self.assign(owner, None)
+        return len(owners)
+
     # ---- recency (SGLang's mark_used / remove) ------------------------------------------
     def touch(self, adapter: str) -> None:
         """``adapter`` is used by the batch being prepared (a logical tick, not a clock)."""
@@ -117,6 +125,22 @@ class AdapterSlots:
                 return None
             raise ValueError("no candidate adapter slot to evict")
         return min(adapters, key=self.rank)
+
+    def host_victim(self, lru_first: Sequence[str]) -> str | None:
+        """The adapter to unload from host memory (``--max-loaded-loras``) among ``lru_first``
+        (SGLang's registry order, least recently used first): the one whose nearest owner calls
+        latest, the least recently used among equals; None when there is no candidate.
+        """
+        if not lru_first:
+            return None
+        if self.runtime is None:
+            return lru_first[0]
+        runtime = self.runtime
+        ranks = {
+            name: runtime.rank_key(self.owners_of(name), float(position), tiebreak=name)
+            for position, name in enumerate(lru_first)
+        }
+        return min(ranks, key=ranks.__getitem__)
 
     def prefetch_plan(
         self, due_owners: Sequence[str], view: SlotView, *, max_loads: int

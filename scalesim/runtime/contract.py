@@ -30,6 +30,7 @@ _NAME = re.compile(r"[A-Za-z0-9._:@/-]+")
 _OWNER_SEPARATOR = "|"
 _META_KEYS = frozenset({"agent", "namespace", "clock", "next_call"})
 _UPDATE_KEYS = frozenset({"namespace", "clock", "version", "next_call", "unknown"})
+_DECLARATION_KEYS = frozenset({"namespace", "adapters"})
 
 
 class ContractError(ValueError):
@@ -68,6 +69,14 @@ class DistanceUpdate:
     version: int | None
     next_call: Mapping[str, float | None]
     unknown: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdapterDeclaration:
+    """One ``POST /scalesim/v1/adapters`` body, checked: agent -> adapter name (None: none)."""
+
+    namespace: str
+    adapters: Mapping[str, str | None]
 
 
 def owner_key(namespace: str, agent: str) -> str:
@@ -194,3 +203,39 @@ def _unknown_agents(value: object) -> tuple[str, ...]:
     if len(value) > MAX_UPDATE_AGENTS:
         raise ContractError(f"more than {MAX_UPDATE_AGENTS} agents in one update", status=413)
     return tuple(check_name(agent, field="unknown entry") for agent in value)
+
+
+def check_adapter_name(value: object, *, field: str) -> str:
+    """An adapter name as SGLang's ``base:adapter`` model syntax carries it: a non-empty string
+    of at most ``MAX_NAME_CHARS`` characters."""
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+        raise ContractError(
+            f"{field} must be an adapter name of 1-{MAX_NAME_CHARS} characters, got {value!r}"
+        )
+    return value
+
+
+def parse_adapter_declaration(body: object) -> AdapterDeclaration:
+    """A ``POST /scalesim/v1/adapters`` body (``{"namespace", "adapters": {agent: name|null}}``),
+    all of it checked before anything is applied.
+
+    Raises:
+        ContractError: 400 for a malformed body, 413 above ``MAX_UPDATE_AGENTS`` agents.
+    """
+    if not isinstance(body, Mapping):
+        raise ContractError("the body must be a JSON object")
+    unknown_keys = sorted(str(key) for key in body if key not in _DECLARATION_KEYS)
+    if unknown_keys:
+        raise ContractError(f"unknown key(s): {', '.join(unknown_keys)}")
+    namespace = check_name(body.get("namespace", DEFAULT_NAMESPACE), field="namespace")
+    adapters = body.get("adapters")
+    if not isinstance(adapters, Mapping):
+        raise ContractError("adapters must be an object mapping agent ids to adapter names or null")
+    if len(adapters) > MAX_UPDATE_AGENTS:
+        raise ContractError(f"more than {MAX_UPDATE_AGENTS} agents in one update", status=413)
+    checked: dict[str, str | None] = {}
+    for agent, adapter in adapters.items():
+        name = check_name(agent, field="adapters key")
+        field = f"adapters[{name!r}]"
+        checked[name] = None if adapter is None else check_adapter_name(adapter, field=field)
+    return AdapterDeclaration(namespace, checked)

@@ -7,6 +7,7 @@ plug-in adds to SGLang's app in the main process:
 - ``POST /scalesim/v1/distances``: a batched distance update (api.md section 2).
 - ``GET /scalesim/v1/state[?namespace=NS]``: a read-only snapshot.
 - ``DELETE /scalesim/v1/namespaces/{namespace}``: forget a finished simulation.
+- ``POST /scalesim/v1/adapters``: declare which LoRA adapter each agent uses, before it calls.
 
 The routes are marked ``ADMIN_OPTIONAL``, SGLang's level for admin routes, enforced by its API
 key middleware: with ``--admin-api-key`` only that key opens them, with only ``--api-key`` that
@@ -33,11 +34,13 @@ from starlette.responses import Response
 from scalesim.runtime import (
     MAX_BODY_BYTES,
     ContractError,
+    parse_adapter_declaration,
     parse_agent_meta,
     parse_distance_update,
 )
 from scalesim.runtime.contract import check_name
 from scalesim.sglang.control_messages import (
+    ScaleSimAdaptersReqInput,
     ScaleSimControlReqOutput,
     ScaleSimDistancesReqInput,
     ScaleSimDropNamespaceReqInput,
@@ -125,7 +128,7 @@ async def post_distances(request: Request) -> Response:
         next_call=dict(update.next_call),
         unknown=list(update.unknown),
     )
-    return _respond(await _ask(message))
+    return _respond(await ask_schedulers(message))
 
 
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
@@ -137,7 +140,7 @@ async def get_state(request: Request) -> Response:
             check_name(namespace, field="namespace")
         except ContractError as err:
             return _respond(error_reply(err.status, str(err)))
-    return _respond(await _ask(ScaleSimStateReqInput(namespace=namespace), summed=True))
+    return _respond(await ask_schedulers(ScaleSimStateReqInput(namespace=namespace), summed=True))
 
 
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
@@ -147,7 +150,20 @@ async def delete_namespace(namespace: str) -> Response:
         check_name(namespace, field="namespace")
     except ContractError as err:
         return _respond(error_reply(err.status, str(err)))
-    return _respond(await _ask(ScaleSimDropNamespaceReqInput(namespace=namespace)))
+    return _respond(await ask_schedulers(ScaleSimDropNamespaceReqInput(namespace=namespace)))
+
+
+@auth_level(AuthLevel.ADMIN_OPTIONAL)
+async def post_adapters(request: Request) -> Response:
+    """``POST /scalesim/v1/adapters``: 200 declared, 400/413 refused, 503 without adapters."""
+    try:
+        declaration = parse_adapter_declaration(await read_json_body(request))
+    except ContractError as err:
+        return _respond(error_reply(err.status, str(err)))
+    message = ScaleSimAdaptersReqInput(
+        namespace=declaration.namespace, adapters=dict(declaration.adapters)
+    )
+    return _respond(await ask_schedulers(message))
 
 
 #: (path, endpoint, methods) of every control route; ``{namespace:path}`` because ids may hold '/'.
@@ -155,6 +171,7 @@ ROUTES: tuple[tuple[str, Callable[..., Any], list[str]], ...] = (
     ("/scalesim/v1/distances", post_distances, ["POST"]),
     ("/scalesim/v1/state", get_state, ["GET"]),
     ("/scalesim/v1/namespaces/{namespace:path}", delete_namespace, ["DELETE"]),
+    ("/scalesim/v1/adapters", post_adapters, ["POST"]),
 )
 
 
@@ -181,7 +198,8 @@ async def read_json_body(request: Request) -> object:
         raise ContractError(f"the body is not valid JSON: {err}") from err
 
 
-async def _ask(message: Any, *, summed: bool = False) -> ScaleSimControlReqOutput:
+async def ask_schedulers(message: Any, *, summed: bool = False) -> ScaleSimControlReqOutput:
+    """Send a control message to the schedulers and merge their replies (503 without a channel)."""
     from sglang.srt.entrypoints.http_server import get_global_state
 
     tokenizer_manager = get_global_state().tokenizer_manager

@@ -45,6 +45,20 @@ class ScaleSimDropNamespaceReqInput(BaseReq, kw_only=True):  # type: ignore[call
     namespace: str
 
 
+class ScaleSimAdaptersReqInput(BaseReq, kw_only=True):  # type: ignore[call-arg]
+    """``POST /scalesim/v1/adapters``, checked: which adapter each agent uses (None: none)."""
+
+    namespace: str
+    adapters: dict[str, str | None]
+
+
+class ScaleSimHostAdapterVictimReqInput(BaseReq, kw_only=True):  # type: ignore[call-arg]
+    """Which adapter leaves host memory (``--max-loaded-loras``); asked by the LoRA registry
+    of the main process. ``candidates`` are adapter names, least recently used first."""
+
+    candidates: list[str]
+
+
 class ScaleSimControlReqOutput(BaseReq, kw_only=True):  # type: ignore[call-arg]
     """A scheduler's answer to any ScaleSim control request: the HTTP status and JSON body."""
 
@@ -57,6 +71,8 @@ MESSAGE_TYPES: tuple[type[BaseReq], ...] = (
     ScaleSimDistancesReqInput,
     ScaleSimStateReqInput,
     ScaleSimDropNamespaceReqInput,
+    ScaleSimAdaptersReqInput,
+    ScaleSimHostAdapterVictimReqInput,
     ScaleSimControlReqOutput,
 )
 

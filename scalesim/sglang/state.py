@@ -1,7 +1,8 @@
 """The scheduler's side of the control channel: apply updates, drop namespaces, snapshot state.
 
 Who calls it: the scheduler's request dispatcher, through the entries the AFTER hook on
-``Scheduler.init_request_dispatcher`` adds (``scalesim.patches.control``). Every
+``Scheduler.init_request_dispatcher`` adds (``scalesim.patches.control``); adapter questions are
+answered by ``scalesim.sglang.adapter_control``. Every
 tensor-parallel rank runs the same handler at the same point of the request stream (control
 messages ride the tokenizer->scheduler socket and its broadcast), so every rank's runtime stays
 identical; only rank 0's reply leaves the process (SGLang's ``send_to_tokenizer``).
@@ -22,10 +23,13 @@ from typing import Any
 
 from scalesim.runtime import ContractError, DistanceUpdate, ScaleSimRuntime, owner_key
 from scalesim.runtime.adapters import AdapterCounters
+from scalesim.sglang.adapter_control import declare_adapters, host_adapter_victim
 from scalesim.sglang.control_messages import (
+    ScaleSimAdaptersReqInput,
     ScaleSimControlReqOutput,
     ScaleSimDistancesReqInput,
     ScaleSimDropNamespaceReqInput,
+    ScaleSimHostAdapterVictimReqInput,
     ScaleSimStateReqInput,
     error_reply,
 )
@@ -39,7 +43,8 @@ NOT_SCALESIM = (
     "--radix-eviction-policy scalesim"
 )
 
-Handler = Callable[[ScaleSimRuntime, Any, Any], ScaleSimControlReqOutput]
+#: (scheduler, runtime, message) -> reply.
+Handler = Callable[[Any, ScaleSimRuntime, Any], ScaleSimControlReqOutput]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ def dispatch_pairs(scheduler: Any) -> list[tuple[type, Callable[[Any], ScaleSimC
         (ScaleSimDistancesReqInput, apply_distances),
         (ScaleSimStateReqInput, snapshot),
         (ScaleSimDropNamespaceReqInput, drop_namespace),
+        (ScaleSimAdaptersReqInput, declare_adapters),
+        (ScaleSimHostAdapterVictimReqInput, host_adapter_victim),
     )
     return [
         (message_type, _answering(scheduler, handler, name=message_type.__name__))
@@ -77,12 +84,11 @@ def _answering(
     scheduler: Any, handler: Handler, *, name: str
 ) -> Callable[[Any], ScaleSimControlReqOutput]:
     def answer(message: Any) -> ScaleSimControlReqOutput:
-        tree_cache = getattr(scheduler, "tree_cache", None)
-        runtime = runtime_of(tree_cache)
+        runtime = runtime_of(getattr(scheduler, "tree_cache", None))
         if runtime is None:
             return error_reply(503, NOT_SCALESIM)
         try:
-            reply = handler(runtime, tree_cache, message)
+            reply = handler(scheduler, runtime, message)
             _add_adapter_counters(scheduler, reply)
             return reply
         except ContractError as err:
@@ -104,7 +110,7 @@ def _add_adapter_counters(scheduler: Any, reply: ScaleSimControlReqOutput) -> No
 
 
 def apply_distances(
-    runtime: ScaleSimRuntime, tree_cache: Any, message: ScaleSimDistancesReqInput
+    scheduler: Any, runtime: ScaleSimRuntime, message: ScaleSimDistancesReqInput
 ) -> ScaleSimControlReqOutput:
     """Apply a checked distance update, all or nothing (409 from the runtime: nothing applied)."""
     update = DistanceUpdate(
@@ -125,18 +131,22 @@ def apply_distances(
 
 
 def drop_namespace(
-    runtime: ScaleSimRuntime, tree_cache: Any, message: ScaleSimDropNamespaceReqInput
+    scheduler: Any, runtime: ScaleSimRuntime, message: ScaleSimDropNamespaceReqInput
 ) -> ScaleSimControlReqOutput:
-    """Forget a namespace (its agents rank as unknown); 404 when it is not known."""
+    """Forget a namespace (its agents rank as unknown, its adapter uses are forgotten); 404
+    when it is not known."""
     dropped = runtime.drop_namespace(message.namespace)
     if dropped is None:
         return error_reply(404, f"unknown namespace {message.namespace!r}")
+    policy = adapter_policy_of(scheduler)
+    if policy is not None:
+        policy.slots.drop_namespace(message.namespace)
     body = {"namespace": dropped.namespace, "agents": dropped.agents, "path_owners": dropped.owners}
     return ScaleSimControlReqOutput(status=200, body=body)
 
 
 def snapshot(
-    runtime: ScaleSimRuntime, tree_cache: Any, message: ScaleSimStateReqInput
+    scheduler: Any, runtime: ScaleSimRuntime, message: ScaleSimStateReqInput
 ) -> ScaleSimControlReqOutput:
     """Namespaces, agents, ownership, tokens held by near/far/unknown agents, and counters.
 
@@ -148,7 +158,7 @@ def snapshot(
         namespaces = [state for state in namespaces if state.name == message.namespace]
         if not namespaces:
             return error_reply(404, f"unknown namespace {message.namespace!r}")
-    held = held_tokens(runtime, tree_cache.tree_core, namespace=message.namespace)
+    held = held_tokens(runtime, scheduler.tree_cache.tree_core, namespace=message.namespace)
     if message.namespace is None:
         owned_nodes, path_owners = runtime.owners.n_nodes, runtime.owners.n_owners
     else:

@@ -130,3 +130,51 @@ def test_prefetch_never_evicts_in_use_or_nearer_adapters(
             resident_now.discard(victim)
         resident_now.add(adapter)
         in_use.add(adapter)  # the prefetcher protects what it just loaded
+
+
+# ---- the host tier (--max-loaded-loras) -----------------------------------------------------
+def test_host_victim_is_the_farthest_owner_then_the_least_recent() -> None:
+    slots = _slots({"a0": 5, "a1": 30, "a2": 10, "a3": 30})
+    lru_first = ["lora-0", "lora-9", "lora-2", "lora-3", "lora-1"]  # lora-9: no agent uses it
+    order = []
+    while lru_first:
+        victim = slots.host_victim(lru_first)
+        assert victim is not None
+        order.append(victim)
+        lru_first.remove(victim)
+    assert order == ["lora-9", "lora-3", "lora-1", "lora-2", "lora-0"]
+    assert slots.host_victim([]) is None
+
+
+def test_host_victim_without_a_runtime_is_sglangs_lru_choice() -> None:
+    assert AdapterSlots().host_victim(["lora-4", "lora-1", "lora-2"]) == "lora-4"
+
+
+def test_dropping_a_namespace_forgets_only_its_agents_adapters() -> None:
+    slots = _slots({"a0": 5, "a1": 6})
+    slots.declare("other", {"a0": "lora-0"})
+    assert slots.drop_namespace(NS) == 2
+    assert slots.owners_of("lora-0") == {owner_key("other", "a0")}
+    assert slots.owners_of("lora-1") == frozenset()
+    assert slots.adapter_of(owner_key(NS, "a0")) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    etas=st.lists(st.integers(0, 20), min_size=8, max_size=8),
+    lru_first=st.permutations(range(8)),
+    n_candidates=st.integers(1, 8),
+)
+def test_host_victim_never_unloads_a_nearer_agents_adapter(
+    etas: list[int], lru_first: list[int], n_candidates: int
+) -> None:
+    slots = _slots({agent: float(eta) for agent, eta in zip(_AGENTS, etas, strict=True)})
+    candidates = [f"lora-{index}" for index in lru_first[:n_candidates]]
+    victim = slots.host_victim(candidates)
+    assert victim is not None
+    victim_eta = etas[int(victim.split("-")[1])]
+    for name in candidates:
+        eta = etas[int(name.split("-")[1])]
+        assert eta <= victim_eta
+        if eta == victim_eta:  # among equals, the least recently used goes
+            assert candidates.index(victim) <= candidates.index(name)

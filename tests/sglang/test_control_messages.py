@@ -26,9 +26,11 @@ from scalesim.sglang.control import (
 )
 from scalesim.sglang.control_messages import (
     MESSAGE_TYPES,
+    ScaleSimAdaptersReqInput,
     ScaleSimControlReqOutput,
     ScaleSimDistancesReqInput,
     ScaleSimDropNamespaceReqInput,
+    ScaleSimHostAdapterVictimReqInput,
     ScaleSimStateReqInput,
     error_reply,
     merge_replies,
@@ -48,6 +50,8 @@ _MESSAGES = [
     ScaleSimStateReqInput(),
     ScaleSimStateReqInput(namespace="town-1"),
     ScaleSimDropNamespaceReqInput(namespace="town/1"),
+    ScaleSimAdaptersReqInput(namespace="town-1", adapters={"a17": "lora-17", "a18": None}),
+    ScaleSimHostAdapterVictimReqInput(candidates=["lora-3", "lora-1"]),
     ScaleSimControlReqOutput(
         status=200,
         body={"namespaces": [{"name": "t", "clock": 1.5, "version": None, "agents": 2}], "n": 3},
@@ -187,7 +191,7 @@ def _handlers(tree_cache: object) -> dict[type, Any]:
     return dict(dispatch_pairs(SimpleNamespace(tree_cache=tree_cache)))
 
 
-@pytest.mark.parametrize("message", _MESSAGES[:5], ids=lambda message: type(message).__name__)
+@pytest.mark.parametrize("message", _MESSAGES[:7], ids=lambda message: type(message).__name__)
 def test_a_scheduler_without_the_scalesim_policy_answers_503(message: Any) -> None:
     reply = _handlers(None)[type(message)](message)
     assert (reply.status, reply.body) == (503, {"error": NOT_SCALESIM})
@@ -257,6 +261,7 @@ def test_main_process_gets_http_hooks_routes_and_message_types() -> None:
     assert result["routes"] == [
         "DELETE /scalesim/v1/namespaces/{namespace:path}",
         "GET /scalesim/v1/state",
+        "POST /scalesim/v1/adapters",
         "POST /scalesim/v1/distances",
     ]
     assert result["types"] is True
