@@ -1,7 +1,8 @@
-"""The ``scalesim`` command: ``serve``, ``demo``, ``make-tiny-model`` and ``bench``.
+"""The ``scalesim`` command: ``serve``, ``cluster``, ``demo``, ``make-tiny-model`` and ``bench``.
 
-``serve`` and ``bench`` take the rest of the command line verbatim (``serve`` passes what it
-does not know to SGLang; ``bench`` belongs to ``scalesim.bench.cli``). Heavy modules (torch,
+``serve``, ``cluster`` and ``bench`` take the rest of the command line verbatim (``serve``
+passes what it does not know to SGLang; ``cluster`` passes it to every worker's ``serve``;
+``bench`` belongs to ``scalesim.bench.cli``). Heavy modules (torch,
 sglang) are imported only by the subcommand that needs them, so ``--help`` stays fast.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from scalesim.tiny_model import TinyModelSize
 
-_PASSTHROUGH = ("serve", "bench")
+_PASSTHROUGH = ("serve", "bench", "cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="start SGLang's server with ScaleSim (scalesim serve --help)", add_help=False
     )
     commands.add_parser("bench", help="run a benchmark (scalesim bench --help)", add_help=False)
+    commands.add_parser(
+        "cluster",
+        help="N scalesim serve workers behind sglang-router (scalesim cluster --help)",
+        add_help=False,
+    )
     demo = commands.add_parser("demo", help="serve the tiny model and run a multi-agent workload")
     from scalesim.demo import add_demo_arguments
 
@@ -66,6 +72,10 @@ def _run_passthrough(command: str, rest: list[str]) -> int:
         from scalesim.serve import serve
 
         serve(rest)
+    if command == "cluster":
+        from scalesim.cluster.command import run_cluster
+
+        return run_cluster(rest)
     # Importing SGLang's cache code pulls in its quantization modules, which warn on a
     # machine without CUDA about kernels the replay never uses.
     warnings.filterwarnings("ignore", message="Only CUDA.* support", category=UserWarning)

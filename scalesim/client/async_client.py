@@ -19,6 +19,7 @@ from openai import AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
 from .base import NO_API_KEY, ClientBase
+from .cluster import WORKERS_PATH
 from .plans import drop_plan, state_plan, tick_plan
 from .records import DropReply, StateSnapshot, TickReply
 from .retry import Backoff, HttpCall, Outcome, Plan
@@ -159,10 +160,19 @@ class AsyncScaleSim(ClientBase):
             return result
 
     async def _perform(self, call: HttpCall) -> Outcome:
+        """One control call: to the server, or to every worker behind a router (combined)."""
+        if self.cluster.is_router is False:
+            return await self._send(call)
+        urls = self.cluster.targets(await self._send(HttpCall("GET", WORKERS_PATH)))
+        if urls is None:
+            return await self._send(call)
+        outcomes = await asyncio.gather(*(self._send(call, root=url) for url in urls))
+        return self.cluster.combine(call.method, urls, outcomes)
+
+    async def _send(self, call: HttpCall, *, root: str | None = None) -> Outcome:
+        target = call.path if root is None else f"{root}{call.path}"
         try:
-            return await self._http.request(
-                call.method, call.path, json=call.json, params=call.params
-            )
+            return await self._http.request(call.method, target, json=call.json, params=call.params)
         except httpx.TransportError as err:
             return err
 

@@ -12,11 +12,13 @@ from typing import Any
 
 from scalesim.runtime import DEFAULT_NAMESPACE, DistanceUpdate
 
+from .cluster import ROUTING_KEY_HEADER, ClusterView, routing_key
 from .errors import ScaleSimProtocolError
 from .retry import RetryPolicy
 from .versions import VersionBook
 from .wire import (
     base_url,
+    check_agent,
     check_namespace,
     control_headers,
     distance_update,
@@ -64,6 +66,7 @@ class ClientBase:
         self._api_key = api_key
         self._control_headers = control_headers(api_key=api_key, admin_key=admin_key)
         self._model = model
+        self.cluster = ClusterView()  # a plain server or a router's workers (control fan-out)
         self._connect()
 
     def _connect(self) -> None:
@@ -99,6 +102,13 @@ class ClientBase:
             agent, namespace=self.namespace, clock=clock, next_call=next_call, extra_body=extra_body
         )
 
+    def routing_headers(self, agent: str) -> dict[str, str]:
+        """The header that keeps ``agent`` on one worker behind sglang-router (``scalesim
+        cluster``'s affinity routing); a plain server ignores it. ``chat`` sends it; pass it as
+        ``extra_headers`` on direct ``.openai`` calls.
+        """
+        return {ROUTING_KEY_HEADER: routing_key(self.namespace, check_agent(agent))}
+
     def _chat_request(
         self,
         agent: str,
@@ -114,6 +124,10 @@ class ClientBase:
         request["extra_body"] = self.extra_body(
             agent, clock=clock, next_call=next_call, extra_body=request.get("extra_body")
         )
+        request["extra_headers"] = {
+            **self.routing_headers(agent),
+            **(kwargs.get("extra_headers") or {}),
+        }
         return request
 
     def _remember_model(self, models: Sequence[Any]) -> str:

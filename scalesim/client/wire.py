@@ -34,6 +34,11 @@ def check_namespace(namespace: str) -> str:
     return checked(lambda: check_name(namespace, field="namespace"))
 
 
+def check_agent(agent: str) -> str:
+    """An agent id (api.md section 1 rules)."""
+    return checked(lambda: check_name(agent, field="agent"))
+
+
 def base_url(url: str) -> str:
     """The server root: trailing ``/`` and a trailing OpenAI ``/v1`` are removed."""
     root = url.rstrip("/")
