@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# GPU checks in one go: kernel tests on CUDA, the KV-copy bandwidth benchmark and the
-# cost-model calibration. Usage: bash scripts/gpu-check.sh OUT_DIR
-# Needs torch, triton, transformers, pytest and hypothesis; works from an installed
-# scalesim or, where none is installed (a bare GPU box), from this source tree.
+# GPU checks in one go: kernel tests on CUDA, the live copy paths (copy_kernels=triton) against
+# SGLang's own HiCache and LoRA copies on real SGLang pools, the KV-copy bandwidth benchmark and
+# the cost-model calibration. Usage: bash scripts/gpu-check.sh OUT_DIR
+# Needs torch, triton, transformers, pytest and hypothesis (sglang for the live copy checks,
+# skipped without it or without CUDA); works from an installed scalesim or, where none is
+# installed (a bare GPU box), from this source tree.
 # Every step runs even if an earlier one failed; the script then prints a summary and exits
 # non-zero if any step failed. The one tolerated case is named as such: when a trivial kernel
 # cannot run under this box's Triton interpreter (a Triton/numpy clash seen on one GPU box),
@@ -18,6 +20,7 @@ if ! "$python" -c "import scalesim.kernels, scalesim.bench" 2>/dev/null; then
     cp -r "$root/scalesim" "$stage/scalesim"
     cp -r "$root/kernels" "$stage/scalesim/kernels"
     cp -r "$root/bench" "$stage/scalesim/bench"
+    cp -r "$root/patches" "$stage/scalesim/patches"
     export PYTHONPATH="$stage${PYTHONPATH:+:$PYTHONPATH}"
 fi
 failed=()
@@ -62,6 +65,14 @@ if interpreter_works; then
 else
     summary+=("SKIP  kernel tests under the Triton interpreter: interpreter broken on this box \
 (see interpreter-probe.log); not a ScaleSim kernel failure")
+fi
+if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    summary+=("SKIP  live copy paths vs SGLang's own: no CUDA on this box")
+elif ! "$python" -c "import sglang.srt.mem_cache.pool_host.mha" > "$out/sglang-import.log" 2>&1; then
+    summary+=("SKIP  live copy paths vs SGLang's own: sglang not importable (sglang-import.log)")
+else
+    step "live copy paths vs SGLang's own (HiCache io backends kernel/direct, LoRA slots)" \
+        pytest_to "$out/live-copy-tests.log" -rs "$root/tests/sglang/test_copy_kernels.py"
 fi
 for variant in "--page-size 1 --layout layer_first" "--page-size 16 --layout page_first"; do
     # shellcheck disable=SC2086

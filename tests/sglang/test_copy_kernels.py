@@ -33,7 +33,7 @@ from scalesim.sglang import cpu_compat
 from scalesim.sglang.copy_kernels import CopyKind, CopyPath, process_copy_path
 
 _CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-_LAYERS, _HEADS, _HEAD_DIM, _DEVICE_TOKENS = 3, 2, 16, 128
+_LAYERS, _HEADS, _HEAD_DIM, _DEVICE_TOKENS = 3, 2, 64, 128
 
 _BACKUP = inspect.unwrap(MHATokenToKVPoolHost.backup_from_device_all_layer)
 _LOAD = inspect.unwrap(MHATokenToKVPoolHost.load_to_device_per_layer)
@@ -49,9 +49,12 @@ _CASES = [
 
 
 @pytest.fixture(autouse=True)
-def sglang_direct_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the CPU SGLang imports no transfer op; the development layer's stand-in serves."""
-    if not torch.cuda.is_available():
+def sglang_direct_op(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SGLang's ``direct`` op for CPU pools is the development layer's torch stand-in (SGLang
+    imports none without CUDA, and sgl_kernel's needs CUDA tensors)."""
+    callspec = getattr(request.node, "callspec", None)
+    device = callspec.params.get("device", "cpu") if callspec is not None else "cpu"
+    if device == "cpu":
         monkeypatch.setattr(mha, "transfer_kv_direct", cpu_compat.transfer_kv_direct, raising=False)
 
 
