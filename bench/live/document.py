@@ -75,6 +75,8 @@ def _params_json(params: LiveParams, setup: LiveSetup) -> dict[str, Any]:
         "host_pool_tokens": pools.host_tokens,
         "largest_request_tokens": pools.largest_request_tokens,
         "serve_args": list(setup.serve_args),
+        "workers": params.workers,
+        "routings": list(params.routings),
     }
 
 
@@ -93,6 +95,13 @@ def notes(params: LiveParams, setup: LiveSetup) -> list[str]:
         "replay_prediction: the cache replay (lru stands for stock) with the same ratios and "
         "mode; its makespan is the cost model's (a GPU), not this machine's",
     ]
+    if params.workers:
+        out.append(
+            f"cluster runs (results 'policy+routing'): {params.workers} scalesim serve workers "
+            "behind sglang-router, each with the device pool above; affinity = the router's "
+            "manual policy on X-SMG-Routing-Key namespace|agent, round_robin = the router's; "
+            "ticks go to every worker (client fan-out); makespan includes the router hop"
+        )
     pools = setup.pools
     if pools.device_tokens > int(params.memory_ratio * pools.working_set_tokens):
         out.append(

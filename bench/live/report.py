@@ -23,6 +23,12 @@ from .driver import CallOutcome
 REPLAY_POLICY = {"stock": "lru", "scalesim": "scalesim"}
 
 
+def replay_policy_of(run: str) -> str:
+    """The replay policy of a run key (``policy`` or, for a cluster run, ``policy+routing``)."""
+    policy = run.split("+", 1)[0]
+    return REPLAY_POLICY.get(policy, policy)
+
+
 @dataclass(frozen=True)
 class LivePolicyResult:
     """What one policy's server did over the whole trace."""
@@ -132,7 +138,7 @@ def table(results: Mapping[str, LivePolicyResult], predicted: Mapping[str, Polic
     head += ["makespan_s", "p50_s", "p99_s", "prefetch", "lora_blocking"]
     rows: list[Sequence[str]] = [head]
     for policy, item in results.items():
-        guess = predicted.get(REPLAY_POLICY.get(policy, policy))
+        guess = predicted.get(replay_policy_of(policy))
         rows.append(
             (
                 policy,
@@ -206,9 +212,7 @@ def plot(document: Mapping[str, Any], path: Path, *, title: str) -> None:
     left.set(xlabel="time since the first call (s)", ylabel="completed calls", title=title)
     predicted = document["replay_prediction"]["results"]
     live = [document["results"][p]["recomputed_tokens"] for p in policies]
-    guess = [
-        predicted.get(REPLAY_POLICY.get(p, p), {}).get("recomputed_tokens", 0) for p in policies
-    ]
+    guess = [predicted.get(replay_policy_of(p), {}).get("recomputed_tokens", 0) for p in policies]
     spots = range(len(policies))
     right.bar([x - 0.2 for x in spots], live, width=0.4, label="live (server usage)")
     right.bar([x + 0.2 for x in spots], guess, width=0.4, label="replay prediction")

@@ -1,7 +1,9 @@
 """``scalesim bench live TRACE``: one real ``scalesim serve`` per policy, the same trace on each.
 
 Who calls it: ``bench/cli.py`` (the ``live`` subcommand). For each policy it starts a server
-(:func:`scalesim.server_process.running_server`: a free loopback port, always stopped), drives
+(:func:`scalesim.server_process.running_server`: a free loopback port, always stopped) — or,
+with ``--workers N``, one ``scalesim cluster`` per policy and router routing
+(:func:`scalesim.cluster.running_cluster`; results keyed ``policy+routing``) — drives
 the trace through :class:`scalesim.client.AsyncScaleSim` with ``bench/live/driver.py`` (prompts
 from ``bench/live/prompts.py`` sent to ``/v1/completions``), reads ScaleSim's counters, and
 stops it. The cache replay's prediction for the same trace and ratios runs first (it is fast
@@ -24,8 +26,9 @@ from tqdm import tqdm
 
 from scalesim.client import AsyncScaleSim, ScaleSimError
 from scalesim.client.wire import model_name
+from scalesim.cluster import ClusterOptions, RouterError, Routing, running_cluster
 from scalesim.demo import default_home
-from scalesim.server_process import RunningServer, ServerStartError, running_server
+from scalesim.server_process import ServerStartError, running_server
 from scalesim.tiny_model import TinyModelSize
 
 from ..replay.result import Mode, PolicyResult
@@ -59,6 +62,17 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-output-tokens", type=int, help="cap every call's output_len (CPU runs)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="N >= 1: run each policy on a scalesim cluster of N workers behind sglang-router",
+    )
+    parser.add_argument(
+        "--routings",
+        default="affinity,round_robin",
+        help="with --workers: the router routings to compare, one run each (comma-separated)",
+    )
+    parser.add_argument(
         "--model-size",
         choices=[size.value for size in TinyModelSize],
         default=TinyModelSize.BENCH.value,
@@ -77,6 +91,10 @@ def params_from(args: argparse.Namespace) -> LiveParams:
         concurrency=args.concurrency,
         model_size=TinyModelSize(args.model_size),
         max_output_tokens=args.max_output_tokens,
+        workers=args.workers,
+        routings=tuple(r.strip() for r in args.routings.split(",") if r.strip())
+        if args.workers
+        else (),
     )
 
 
@@ -112,11 +130,15 @@ def run_live(args: argparse.Namespace) -> int:
     job = LiveJob(trace, setup, params, writer, progress=args.progress)
     runs: dict[str, PolicyRun] = {}
     try:
-        for policy in params.policies:
-            log_path = default_home() / "bench-live" / f"{args.trace.stem}-{policy}.log"
-            print(f"[live] {policy}: starting the server (log: {log_path})", flush=True)
-            runs[policy] = run_policy(policy, job, log_path=log_path)
-    except ServerStartError as err:
+        for policy, routing in params.runs():
+            name = run_name(policy, routing)
+            log_path = default_home() / "bench-live" / f"{args.trace.stem}-{name}.log"
+            print(f"[live] {name}: starting the server(s) (log: {log_path})", flush=True)
+            if routing is None:
+                runs[name] = run_policy(policy, job, log_path=log_path)
+            else:
+                runs[name] = run_cluster_policy(policy, Routing(routing), job, log_dir=log_path)
+    except (ServerStartError, RouterError) as err:
         print(f"[live] {err}", file=sys.stderr)
         return 1
     print(report.table({policy: result for policy, (result, _) in runs.items()}, predicted))
@@ -140,12 +162,26 @@ def predict(trace: Trace, params: LiveParams, *, progress: bool) -> dict[str, Po
     return predicted
 
 
+def run_name(policy: str, routing: str | None) -> str:
+    """A run's key in ``results``: the policy, plus ``+routing`` for a cluster run."""
+    return policy if routing is None else f"{policy}+{routing}"
+
+
 def run_policy(policy: str, job: LiveJob, *, log_path: Path) -> PolicyRun:
     """Serve ``policy``, drive the whole trace, stop the server; the result and the timeline."""
     serve_args = [*job.setup.serve_args, *POLICIES[policy]]
     with running_server(serve_args, log_path=log_path) as server:
         print(f"[live] {policy}: healthy after {server.startup_s:.1f} s", flush=True)
-        return asyncio.run(_drive_policy(policy, server, job))
+        return asyncio.run(_drive_policy(policy, server.base_url, server.startup_s, job))
+
+
+def run_cluster_policy(policy: str, routing: Routing, job: LiveJob, *, log_dir: Path) -> PolicyRun:
+    """As :func:`run_policy` on a ``scalesim cluster`` of ``job.params.workers`` workers."""
+    serve_args = [*job.setup.serve_args, *POLICIES[policy]]
+    options = ClusterOptions(workers=job.params.workers, routing=routing, log_dir=log_dir)
+    with running_cluster(options, serve_args) as cluster:
+        print(f"[live] {policy}: cluster ready after {cluster.startup_s:.1f} s", flush=True)
+        return asyncio.run(_drive_policy(policy, cluster.url, cluster.startup_s, job))
 
 
 class _Network:
@@ -166,6 +202,7 @@ class _Network:
                 max_tokens=params.output_tokens(call.output_len),
                 temperature=0.0,
                 extra_body=extra,
+                extra_headers=sim.routing_headers(call.agent),  # affinity behind a router
             )
         except (openai.APIError, ScaleSimError) as err:
             return Reply(error=f"{type(err).__name__}: {err}"[:500])
@@ -186,10 +223,10 @@ class _Network:
             print(f"[live] {self.policy}: tick at {clock} failed: {err}", file=sys.stderr)
 
 
-async def _drive_policy(policy: str, server: RunningServer, job: LiveJob) -> PolicyRun:
+async def _drive_policy(policy: str, url: str, startup_s: float, job: LiveJob) -> PolicyRun:
     trace, params = job.trace, job.params
     namespace = namespace_of(trace)
-    async with AsyncScaleSim(server.base_url, namespace=namespace, model=SERVED_MODEL_NAME) as sim:
+    async with AsyncScaleSim(url, namespace=namespace, model=SERVED_MODEL_NAME) as sim:
         network = _Network(sim, job, policy=policy)
         rules = IssueRules(params.mode, params.ooo_window_steps, params.concurrency)
         driver = Driver(trace.calls, trace.hints, rules=rules, now=time.monotonic)
@@ -207,7 +244,7 @@ async def _drive_policy(policy: str, server: RunningServer, job: LiveJob) -> Pol
         kv_prefetch_tokens=0 if counters is None else counters.get("kv_prefetch_tokens", 0),
         ticks=network.ticks_sent,
         tick_errors=network.ticks_failed,
-        startup_s=server.startup_s,
+        startup_s=startup_s,
         **_adapter_loads(counters),
     )
     result = report.summarize(outcomes, started_s=started, counts=counts)

@@ -49,6 +49,11 @@ class LiveParams:
         max_output_tokens: caps each call's ``output_len`` (None: the trace's lengths); a
             CPU run's time goes to decoding, which no memory policy changes.
         ooo_window_steps: the ooo window rule (as ``ReplayConfig.ooo_window_steps``).
+        workers: 0: one plain ``scalesim serve`` per policy; N >= 1: per policy and routing,
+            a ``scalesim cluster`` of N workers behind sglang-router (each worker with the
+            same pools as a single server).
+        routings: the router's routings to compare with ``workers`` (``scalesim.cluster.
+            Routing`` values, e.g. affinity and round_robin); each is one run per policy.
     """
 
     policies: tuple[str, ...]
@@ -60,6 +65,8 @@ class LiveParams:
     model_size: TinyModelSize = TinyModelSize.BENCH
     max_output_tokens: int | None = None
     ooo_window_steps: int = 8
+    workers: int = 0
+    routings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.policies) - set(POLICIES))
@@ -73,6 +80,24 @@ class LiveParams:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.concurrency < 1 or self.ooo_window_steps < 0:
             raise ValueError("concurrency must be >= 1 and the ooo window >= 0")
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        from scalesim.cluster import Routing
+
+        known = {routing.value for routing in Routing}
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.workers and (not self.routings or not set(self.routings) <= known):
+            raise ValueError(f"routings must be names from {sorted(known)}, got {self.routings}")
+        if len(set(self.routings)) != len(self.routings):
+            raise ValueError(f"routings must be distinct, got {self.routings}")
+
+    def runs(self) -> tuple[tuple[str, str | None], ...]:
+        """(policy, routing) of every run: ``(p, None)`` without workers."""
+        if not self.workers:
+            return tuple((policy, None) for policy in self.policies)
+        return tuple((p, routing) for p in self.policies for routing in self.routings)
 
     def replay_config(self) -> ReplayConfig:
         """The cache replay's settings for the same run (its prediction)."""
