@@ -132,12 +132,12 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         for policy, routing in params.runs():
             name = run_name(policy, routing)
-            log_path = default_home() / "bench-live" / f"{args.trace.stem}-{name}.log"
-            print(f"[live] {name}: starting the server(s) (log: {log_path})", flush=True)
+            logs = default_home() / "bench-live" / f"{args.trace.stem}-{name}"
+            print(f"[live] {name}: starting the server(s) (logs: {logs}*)", flush=True)
             if routing is None:
-                runs[name] = run_policy(policy, job, log_path=log_path)
+                runs[name] = run_policy(policy, job, log_path=logs.with_name(f"{logs.name}.log"))
             else:
-                runs[name] = run_cluster_policy(policy, Routing(routing), job, log_dir=log_path)
+                runs[name] = run_cluster_policy(policy, Routing(routing), job, log_dir=logs)
     except (ServerStartError, RouterError) as err:
         print(f"[live] {err}", file=sys.stderr)
         return 1
