@@ -88,12 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-urls", nargs="+", default=[], metavar="URL", help="front servers run elsewhere"
     )
     parser.add_argument(
-        "--routing", choices=[r.value for r in Routing], default=Routing.AFFINITY.value
+        "--routing",
+        choices=[r.value for r in Routing],
+        default=Routing.AFFINITY.value,
+        help="affinity (default): each agent stays on one worker (the router's manual policy "
+        "on the X-SMG-Routing-Key header scalesim.client sets); or the router's own policies",
     )
     parser.add_argument("--host", default="127.0.0.1", help="the router's bind address")
     parser.add_argument("--port", type=int, help="the router's port (default: a free one)")
-    parser.add_argument("--log-dir", type=Path, default=Path("scalesim-cluster-logs"))
-    parser.add_argument("--startup-timeout-s", type=float, default=900.0)
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=Path("scalesim-cluster-logs"),
+        help="where worker-<i>.log and router.log go",
+    )
+    parser.add_argument(
+        "--startup-timeout-s", type=float, default=900.0, help="seconds to wait for the workers"
+    )
     return parser
 
 
