@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scalesim.runtime import QueueOrder
+
 from .costmodel import CostModel, load_cost_model
 from .hint_noise import check_level
 from .hint_sweep import DEFAULT_LEVELS, run_sweep
@@ -92,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--lora-slots", type=int, help="GPU adapter slots (default: unbounded)")
         cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
         cmd.add_argument(
+            "--queue-order",
+            choices=[order.value for order in QueueOrder],
+            default=QueueOrder.ARRIVAL.value,
+            help="order ScaleSim admits ready calls in (lag: oldest step first; others: arrival)",
+        )
+        cmd.add_argument(
             "--token-scale",
             type=int,
             default=defaults.token_scale,
@@ -121,6 +129,7 @@ def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
         host_ratio=args.host_ratio,
         lora_slots=args.lora_slots,
         mode=Mode(args.mode),
+        queue_order=QueueOrder(args.queue_order),
         token_scale=args.token_scale,
         overdue_grace_steps=args.overdue_grace,
         cost=cost,
@@ -146,6 +155,7 @@ def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> d
             "host_ratio": args.host_ratio,
             "lora_slots": args.lora_slots,
             "mode": args.mode,
+            "queue_order": args.queue_order,
             "evict_headroom": _config(args, 1.0).evict_headroom,
             "infinite": "memory ratio infinity (never evicts); run once per sweep",
             "token_scale": args.token_scale,

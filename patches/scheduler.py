@@ -1,6 +1,7 @@
-"""Hooks on SGLang's scheduler: request metadata into the runtime, and host-tier prefetch.
+"""Hooks on SGLang's scheduler: request metadata into the runtime, host-tier prefetch, and
+the optional queue order.
 
-Both run in every tensor-parallel rank at points where the ranks agree (request creation in
+All run in every tensor-parallel rank at points where the ranks agree (request creation in
 ``process_input_requests`` order; ``_process_hicache_events`` after the TP-wide HiCache drain),
 and both return at once unless the scheduler's tree runs ScaleSim's strategy.
 """
@@ -15,6 +16,7 @@ from scalesim.sglang.lora import adapter_policy_of, observe_adapter
 from scalesim.sglang.lora_prefetch import lora_prefetch_step
 from scalesim.sglang.metrics import publish_metrics
 from scalesim.sglang.prefetch import prefetch_step
+from scalesim.sglang.queue import order_waiting_queue
 from scalesim.sglang.requests import observe_request
 
 
@@ -45,3 +47,12 @@ def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwar
 def _adapter_prefetch(scheduler: Any, runtime: Any) -> None:
     """Adapter prefetch, contained on its own: a failure leaves KV prefetch and metrics on."""
     lora_prefetch_step(scheduler, runtime)
+
+
+@guarded("calc_priority")
+def after_calc_priority(
+    result: Any, policy: Any, waiting_queue: list[Any], *args: Any, **kwargs: Any
+) -> None:
+    """AFTER ``SchedulePolicy.calc_priority``: with ``queue_order: lag``, the request that lags
+    its simulation most goes first (SGLang's order among equals)."""
+    order_waiting_queue(getattr(policy, "tree_cache", None), waiting_queue)

@@ -118,6 +118,8 @@ class PolicyRun:
 
     def _admit(self, waiting: list[int], running: list[_Running]) -> float:
         prefill_s = 0.0
+        if isinstance(self.ranking, ScaleSimRanking):
+            waiting[:] = self.ranking.admission_order(waiting)
         while waiting and len(running) < self.cost.max_batch:
             started = self._start(waiting[0])
             if started is None:

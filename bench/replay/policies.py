@@ -26,8 +26,11 @@ from scalesim.distance import Source
 from scalesim.runtime import (
     DEFAULT_NAMESPACE,
     AgentMeta,
+    QueuedCall,
+    QueueOrder,
     RuntimeConfig,
     ScaleSimRuntime,
+    lag_order,
     owner_key,
 )
 from scalesim.runtime.adapters import AdapterSlots
@@ -137,6 +140,15 @@ class ScaleSimRanking:
 
     def start_call(self, call_index: int) -> None:
         return None
+
+    def admission_order(self, waiting: Sequence[int]) -> list[int]:
+        """Ready calls in the order the live queue hook puts requests (``queue_order``): with
+        ``lag``, the call of the oldest step first; otherwise as they arrived."""
+        if self.runtime.config.queue_order is not QueueOrder.LAG:
+            return list(waiting)
+        steps = [float(self.book.calls[index].step) for index in waiting]
+        order = lag_order(self.runtime, [QueuedCall(DEFAULT_NAMESPACE, step) for step in steps])
+        return [waiting[position] for position in order]
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         """The call's agent owns the prompt's stable prefix, not its last segment.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from scalesim.runtime import HintTrustMode, RuntimeConfig
+from scalesim.runtime import HintTrustMode, QueueOrder, RuntimeConfig
 
 from ..costmodel import CostModel
 
@@ -43,6 +43,8 @@ class ReplayConfig:
             oldest unfinished call.
         cost: the cost model for the makespan.
         hint_trust: how far ScaleSim trusts the trace's hints (``RuntimeConfig.hint_trust``).
+        queue_order: the order ScaleSim admits ready calls in (``RuntimeConfig.queue_order``;
+            every other policy admits in arrival order, as stock SGLang's FCFS).
     """
 
     memory_ratio: float
@@ -56,6 +58,7 @@ class ReplayConfig:
     evict_headroom: float = 0.02
     cost: CostModel = field(default_factory=CostModel)
     hint_trust: HintTrustMode = HintTrustMode.LEARNED
+    queue_order: QueueOrder = QueueOrder.ARRIVAL
 
     def runtime_config(self) -> RuntimeConfig:
         """The ScaleSim runtime's settings for this replay (time unit: trace steps)."""
@@ -63,6 +66,7 @@ class ReplayConfig:
             overdue_grace=self.overdue_grace_steps,
             prefetch_window=self.prefetch_window_steps,
             hint_trust=self.hint_trust,
+            queue_order=self.queue_order,
         )
 
 

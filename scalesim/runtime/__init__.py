@@ -3,7 +3,7 @@
 Standard library plus the core (``scalesim.distance``, ``scalesim.memory``): no torch, no sglang.
 """
 
-from .config import HintTrustMode, RuntimeConfig
+from .config import HintTrustMode, QueueOrder, RuntimeConfig
 from .contract import (
     DEFAULT_NAMESPACE,
     MAX_BODY_BYTES,
@@ -19,6 +19,7 @@ from .contract import (
     split_owner,
 )
 from .owners import NodeOwners, TreeNode, stable_node
+from .queue import QueuedCall, lag_order
 from .runtime import (
     DropResult,
     NamespaceState,
@@ -39,11 +40,14 @@ __all__ = [
     "HintTrustMode",
     "NamespaceState",
     "NodeOwners",
+    "QueueOrder",
+    "QueuedCall",
     "RuntimeConfig",
     "RuntimeCounters",
     "ScaleSimRuntime",
     "TreeNode",
     "UpdateResult",
+    "lag_order",
     "owner_key",
     "parse_adapter_declaration",
     "parse_agent_meta",

@@ -26,6 +26,13 @@ class HintTrustMode(str, enum.Enum):
     FULL = "full"  # always: rank by the prediction alone (exact hints; comparisons)
 
 
+class QueueOrder(str, enum.Enum):
+    """The order of calls waiting for the GPU (SGLang's waiting queue, the replay's admission)."""
+
+    ARRIVAL = "arrival"  # as SGLang orders them (its --schedule-policy): stock
+    LAG = "lag"  # the call furthest behind its simulation's clock first (queue.py)
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Keys of ``--radix-eviction-policy-config`` (JSON name = field name).
@@ -47,6 +54,10 @@ class RuntimeConfig:
       agent's predictions by how well its past ones landed, falling back to recency (LRU's
       order) for agents whose predictions carry no information; ``full`` ranks by predictions
       alone.
+    - ``queue_order`` (``"arrival"`` or ``"lag"``, default ``"arrival"``): ``lag`` re-sorts SGLang's
+      waiting queue after its own policy so that the call whose ``clock`` lags its namespace's
+      clock most goes first (equal lags keep SGLang's order): in an out-of-order simulation the
+      oldest calls hold the others' window back.
     """
 
     horizon: float | None = None
@@ -56,6 +67,7 @@ class RuntimeConfig:
     prefetch_budget_tokens: int = 8192
     hint_trust: HintTrustMode = HintTrustMode.LEARNED
     max_idle_agents: int = 100_000
+    queue_order: QueueOrder = QueueOrder.ARRIVAL
 
     def __post_init__(self) -> None:
         if not isinstance(self.hint_trust, HintTrustMode):
@@ -63,6 +75,11 @@ class RuntimeConfig:
             if self.hint_trust not in choices:
                 raise ConfigError(f"hint_trust must be one of {choices}, got {self.hint_trust!r}")
             object.__setattr__(self, "hint_trust", HintTrustMode(self.hint_trust))
+        if not isinstance(self.queue_order, QueueOrder):
+            choices = [order.value for order in QueueOrder]
+            if self.queue_order not in choices:
+                raise ConfigError(f"queue_order must be one of {choices}, got {self.queue_order!r}")
+            object.__setattr__(self, "queue_order", QueueOrder(self.queue_order))
         for name in ("horizon", "overdue_grace"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 < value < math.inf):

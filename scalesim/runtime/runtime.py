@@ -112,6 +112,11 @@ class ScaleSimRuntime:
         state = self._namespace(namespace)
         state.clock = max(state.clock, clock)
 
+    def clock_of(self, namespace: str) -> float | None:
+        """``namespace``'s clock (the latest time it reported), None if it is unknown."""
+        state = self._namespaces.get(namespace)
+        return None if state is None else state.clock
+
     def observe(self, meta: AgentMeta) -> str:
         """A request arrived with ``meta``: advance its clock, score the prediction that was in
         force for its agent (:class:`HintTrust`), apply its ``next_call`` (a null ``next_call``

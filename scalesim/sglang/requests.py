@@ -15,7 +15,8 @@ from scalesim.sglang.eviction import runtime_of
 
 
 def observe_request(scheduler: Any, req: Any, recv_req: Any) -> None:
-    """Set ``req.scalesim_owner`` and feed the request's clock and next_call to the runtime."""
+    """Set ``req.scalesim_owner`` and ``req.scalesim_clock`` (for the queue order) and feed the
+    request's clock and next_call to the runtime."""
     runtime = runtime_of(getattr(scheduler, "tree_cache", None))
     if runtime is None:
         return
@@ -26,3 +27,4 @@ def observe_request(scheduler: Any, req: Any, recv_req: Any) -> None:
         return
     if meta is not None:
         req.scalesim_owner = runtime.observe(meta)
+        req.scalesim_clock = meta.clock
