@@ -10,9 +10,12 @@ answer. A plain ``scalesim serve`` URL has no ``/workers`` route (404): the clie
 it directly, as before.
 
 Invariants: every worker receives every update (broadcast: each holds the distances of the
-agents it serves, and of the others, which cost it a table entry each); a worker that does not
-answer (dead, being removed) is skipped and reported once per URL; the call fails only when no
-worker answered at all.
+agents it serves, and of the others, which cost it a table entry each). A worker that refuses
+the connection (its process is gone, the router has not dropped it yet) is skipped and reported
+once per URL: it holds no state to update. Any other failure of one worker (a timeout, a reply
+lost: it may or may not have applied the call) fails the whole call, so the plan retries it on
+every worker with the same version, and the workers that had applied it answer 409, which the
+plan's "already applied" check resolves. The call fails outright only when no worker answered.
 """
 
 from __future__ import annotations
@@ -61,25 +64,34 @@ def worker_urls(response: httpx.Response) -> tuple[str, ...] | None:
 
 
 class SkipReport:
-    """Reports each unreachable worker URL once (a log warning), until it answers again."""
+    """Reports each worker that refused a connection once (a log warning), until it answers."""
 
     def __init__(self) -> None:
         self._silent: set[str] = set()
 
     def note(self, urls: Sequence[str], outcomes: Sequence[Outcome]) -> None:
-        """Record which workers answered; warn about newly unreachable ones."""
+        """Record which workers answered; warn about newly refusing ones."""
         for url, outcome in zip(urls, outcomes, strict=True):
-            if isinstance(outcome, httpx.TransportError):
-                if url not in self._silent:
-                    _log.warning("scalesim: worker %s did not answer (%s); skipped", url, outcome)
-                    self._silent.add(url)
-            else:
+            if not is_down(outcome):
                 self._silent.discard(url)
+            elif url not in self._silent:
+                reason = f"{type(outcome).__name__}: {outcome}"
+                _log.warning(
+                    "scalesim: worker %s refused the connection (%s); skipped", url, reason
+                )
+                self._silent.add(url)
+
+
+def is_down(outcome: Outcome) -> bool:
+    """Whether ``outcome`` proves its worker is gone: the connection was refused."""
+    return isinstance(outcome, httpx.ConnectError)
 
 
 def combine(method: str, outcomes: Sequence[Outcome]) -> Outcome:
     """One answer from the workers' answers to the same control call.
 
+    - A worker failed in a way that leaves open whether it applied the call (anything but a
+      refused connection): that error, so the plan retries the call on every worker.
     - No worker answered: the first transport error (the plan retries it).
     - ``POST`` (a distance update): every answering worker's 2xx -> the first one (all
       applied the same update); otherwise the first error status, so the plan reacts to it
@@ -87,6 +99,9 @@ def combine(method: str, outcomes: Sequence[Outcome]) -> Outcome:
     - ``GET``/``DELETE``: the 2xx answers merged (a 404 from a worker that never saw the
       namespace is ignored); any other error status wins; all 404 -> 404.
     """
+    unsure = [o for o in outcomes if isinstance(o, httpx.TransportError) and not is_down(o)]
+    if unsure:
+        return unsure[0]  # that worker may have applied it: retry the call everywhere
     answers = [o for o in outcomes if isinstance(o, httpx.Response)]
     if not answers:
         return outcomes[0]

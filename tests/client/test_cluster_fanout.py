@@ -79,6 +79,15 @@ def test_an_update_succeeds_when_every_answering_worker_applied_it() -> None:
     assert combine("POST", [lost, lost]) is lost  # nobody answered: retried by the plan
 
 
+def test_a_worker_that_may_have_applied_an_update_makes_the_plan_retry_it() -> None:
+    """Regression: a tick that timed out on one live worker was reported as applied, and that
+    worker missed the update for good (seen in the 2-worker live bench)."""
+    timeout = httpx.ReadTimeout("no reply in time")
+    assert combine("POST", [_reply(200, {"applied": 2}), timeout]) is timeout
+    assert combine("GET", [_reply(200, _state(version=1, clock=1.0, owners=1, near=0)),
+                           timeout]) is timeout  # fmt: skip
+
+
 def test_state_merges_sums_and_keeps_the_lowest_version() -> None:
     merged = combine(
         "GET",
