@@ -72,6 +72,43 @@ class _Views:
     first_k_ptr: int  # the device pool's address when built (rebuild if it moved)
 
 
+class _IndicesOnCpu:
+    """CPU copies of the index pair SGLang passes to every per-layer load of one operation.
+
+    The kernels check indices on the CPU; indices on the GPU (io backend ``kernel``) would cost
+    one device synchronisation per layer. The pair of the last call is kept (strong references,
+    so identity stays meaningful) and reused while the very same tensors come back unmodified
+    (``Tensor._version`` counts in-place writes): one synchronisation per load operation.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[torch.Tensor, torch.Tensor, int, int] | None = None
+        self._pair: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def on_cpu(
+        self, host_indices: torch.Tensor, device_indices: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(host, device) indices on the CPU; the inputs themselves when already there."""
+        if host_indices.device.type == "cpu" and device_indices.device.type == "cpu":
+            return host_indices, device_indices
+        key = self._key
+        if (
+            key is None
+            or self._pair is None
+            or key[0] is not host_indices
+            or key[1] is not device_indices
+            or key[2:] != (host_indices._version, device_indices._version)
+        ):
+            self._pair = (host_indices.cpu(), device_indices.cpu())
+            self._key = (
+                host_indices,
+                device_indices,
+                host_indices._version,
+                device_indices._version,
+            )
+        return self._pair
+
+
 class CopyPath:
     """Routes live copies through ``scalesim.kernels``; counts what ran where.
 
@@ -86,6 +123,7 @@ class CopyPath:
         self._views: weakref.WeakKeyDictionary[Any, _Views] = weakref.WeakKeyDictionary()
         self._broken: set[CopyKind] = set()
         self._logged: set[tuple[CopyKind, str]] = set()
+        self._load_indices = _IndicesOnCpu()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CopyPath:
@@ -128,11 +166,12 @@ class CopyPath:
             if not 0 <= layer_id < len(views.per_layer):
                 raise UnsupportedCopy(f"layer {layer_id} of {len(views.per_layer)}")
             pool, host = views.per_layer[layer_id]
+            host_pages, device_pages = self._load_indices.on_cpu(host_indices, device_indices)
             scatter_kv(
                 host,
                 pool,
-                host_pages=host_indices,
-                device_pages=device_indices,
+                host_pages=host_pages,
+                device_pages=device_pages,
                 launch=Launch(self.impl),
             )
 

@@ -360,3 +360,19 @@ def test_lora_hook_reaches_the_name_mem_pool_imported() -> None:
         "mem_pool_bound": True,
         "wrapped": "copy_weight_into_buffer",
     }
+
+
+@_CUDA
+def test_gpu_indices_are_fetched_once_per_load_operation() -> None:
+    """Regression guard: CUDA indices (io backend ``kernel``) checked on the CPU cost one
+    device synchronisation; it must happen once per load operation, not once per layer."""
+    from scalesim.sglang.copy_kernels import _IndicesOnCpu
+
+    memo = _IndicesOnCpu()
+    host, device = torch.arange(8, device="cuda"), torch.arange(8, 16, device="cuda")
+    first = memo.on_cpu(host, device)
+    assert memo.on_cpu(host, device) is first  # the next layer of the same operation
+    device.add_(1)  # an in-place write: fetched again
+    second = memo.on_cpu(host, device)
+    assert second is not first and second[1].tolist() == list(range(9, 17))
+    assert memo.on_cpu(host.clone(), device) is not second  # another operation's tensors
