@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sglang.srt.plugins.hook_registry import HookType
 
-from . import control, lora, mem_cache, scheduler
+from . import control, copy_kernels, lora, mem_cache, scheduler
 from .spec import HookSpec, Subsystem
 
 _TREE_CORE = "sglang.srt.mem_cache.unified_cache.unified_tree_core.UnifiedTreeCore"
@@ -104,6 +104,34 @@ LORA_HOOKS: tuple[HookSpec, ...] = (
     ),
 )
 
+_HOST_POOL = "sglang.srt.mem_cache.pool_host.mha.MHATokenToKVPoolHost"
+
+#: Live copies on ScaleSim's kernels (config ``copy_kernels: "triton"``; SGLang's path otherwise
+#: and for every layout the kernels do not cover).
+COPY_HOOKS: tuple[HookSpec, ...] = (
+    HookSpec(
+        subsystem=Subsystem.MEM_CACHE,
+        target=f"{_HOST_POOL}.load_to_device_per_layer",
+        hook=copy_kernels.around_load_to_device_per_layer,
+        hook_type=HookType.AROUND,
+        why="copy_kernels=triton: HiCache host->device KV loads run on scalesim.kernels",
+    ),
+    HookSpec(
+        subsystem=Subsystem.MEM_CACHE,
+        target=f"{_HOST_POOL}.backup_from_device_all_layer",
+        hook=copy_kernels.around_backup_from_device_all_layer,
+        hook_type=HookType.AROUND,
+        why="copy_kernels=triton: HiCache device->host KV backups run on scalesim.kernels",
+    ),
+    HookSpec(
+        subsystem=Subsystem.LORA,
+        target="sglang.srt.lora.utils.copy_weight_into_buffer",
+        hook=copy_kernels.around_copy_weight_into_buffer,
+        hook_type=HookType.AROUND,
+        why="copy_kernels=triton: LoRA slot loads run on scalesim.kernels",
+    ),
+)
+
 _TOKENIZER_CONTROL = "sglang.srt.managers.tokenizer_control_mixin.TokenizerControlMixin"
 _OPENAI = "sglang.srt.entrypoints.openai"
 
@@ -177,6 +205,7 @@ HOOKS: tuple[HookSpec, ...] = (
     *MEM_CACHE_HOOKS,
     *SCHEDULER_HOOKS,
     *LORA_HOOKS,
+    *COPY_HOOKS,
     *CONTROL_HOOKS,
 )
 
