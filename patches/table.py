@@ -77,6 +77,13 @@ SCHEDULER_HOOKS: tuple[HookSpec, ...] = (
         hook_type=HookType.AFTER,
         why="each scheduler iteration: KV and adapter prefetch for the nearest agents; metrics",
     ),
+    HookSpec(
+        subsystem=Subsystem.SCHEDULER,
+        target="sglang.srt.managers.schedule_policy.SchedulePolicy.calc_priority",
+        hook=scheduler.after_calc_priority,
+        hook_type=HookType.AFTER,
+        why="queue_order=lag: the request lagging its simulation most is scheduled first",
+    ),
 )
 
 #: LoRA adapter slots: ScaleSim's victim policy, the flag that selects it, load counts.
