@@ -131,11 +131,11 @@ class ScaleSimRanking:
         self.runtime.advance(DEFAULT_NAMESPACE, step)
 
     def arrive(self, call_index: int) -> None:
-        """The call reaches the runtime as a request without metadata of its own would: the
-        runtime scores the prediction in force for its agent, and the adapter registry learns
-        which adapter the agent uses (as the live request hook does)."""
+        """The call reaches the runtime as a live request with ``clock`` = its step would (the
+        live bench sends that): the runtime scores the prediction in force for its agent at
+        that step, and the adapter registry learns which adapter the agent uses."""
         call = self.book.calls[call_index]
-        owner = self.runtime.observe(AgentMeta(call.agent))
+        owner = self.runtime.observe(AgentMeta(call.agent, clock=float(call.step)))
         self.adapters.assign(owner, call.lora)
 
     def start_call(self, call_index: int) -> None:

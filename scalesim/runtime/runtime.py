@@ -122,6 +122,10 @@ class ScaleSimRuntime:
         force for its agent (:class:`HintTrust`), apply its ``next_call`` (a null ``next_call``
         means no call expected: the agent ranks as far).
 
+        The prediction is scored against the request's own clock, not the namespace's: out of
+        order, a call may trail the clock other agents already moved (AI Metropolis' window),
+        and it still came at the time it names.
+
         Returns the request's owner key.
         """
         if meta.clock is not None:
@@ -131,7 +135,7 @@ class ScaleSimRuntime:
         self.trust.called(
             meta.owner,
             meta.namespace,
-            at=state.clock,
+            at=state.clock if meta.clock is None else meta.clock,
             predicted=None if entry is None else entry.eta,
             prediction_of=lambda owner: self.table.lookup(owner, now=state.clock).eta,
         )

@@ -60,6 +60,18 @@ def test_an_overdue_prediction_stops_pinning_its_agent() -> None:
     assert runtime.rank_key([ghost], 0.0) < runtime.rank_key([soon], 0.0)
 
 
+def test_a_call_trailing_the_clock_is_scored_at_its_own_clock() -> None:
+    """Regression: out of order, a call that trails the namespace's clock (another agent ran
+    ahead within the window) was scored as if it came at that clock: its exact prediction read
+    as late and its recency started later than it did."""
+    runtime = ScaleSimRuntime()
+    _calls(runtime, "late", [0.0], hint=7.0)
+    runtime.observe(AgentMeta("lead", "town", clock=10.0, next_call=11.0))
+    runtime.observe(AgentMeta("late", "town", clock=7.0, next_call=12.0))
+    assert runtime.trust.last_call(owner_key("town", "late")) == 7.0
+    assert runtime.clock_of("town") == 10.0
+
+
 def test_a_client_without_clock_keeps_full_trust() -> None:
     runtime = ScaleSimRuntime()
     for _ in range(5):
