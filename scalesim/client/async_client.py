@@ -20,10 +20,10 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 
 from .base import NO_API_KEY, ClientBase
 from .cluster import WORKERS_PATH
-from .plans import drop_plan, state_plan, tick_plan
+from .plans import adapters_plan, drop_plan, state_plan, tick_plan
 from .records import DropReply, StateSnapshot, TickReply
 from .retry import Backoff, HttpCall, Outcome, Plan
-from .wire import check_namespace, model_name
+from .wire import adapter_declaration, check_namespace, model_name
 
 _T = TypeVar("_T")
 
@@ -131,6 +131,27 @@ class AsyncScaleSim(ClientBase):
         async with self._tick_lock(target):
             plan = drop_plan(target, versions=self.versions, policy=self.retry)
             return await self._drive(plan)
+
+    async def declare_adapters(
+        self, adapters: Mapping[str, str | None], *, namespace: str | None = None
+    ) -> int:
+        """``POST /scalesim/v1/adapters``: which LoRA adapter each agent uses (None: none),
+        before their first calls; the server ranks adapter slots by these agents' distances.
+
+        Args:
+            adapters: agent -> adapter name as the server knows it (``--lora-paths``).
+            namespace: default the client's.
+
+        Returns:
+            How many agents were declared.
+
+        Raises:
+            ScaleSimValidationError: a bad id or adapter name; nothing is sent.
+            ScaleSimHTTPError: 503 on a server without adapters or ScaleSim's LoRA policy.
+        """
+        target = self.namespace if namespace is None else check_namespace(namespace)
+        declaration = adapter_declaration(adapters, namespace=target)
+        return await self._drive(adapters_plan(declaration, policy=self.retry))
 
     # ---- lifecycle --------------------------------------------------------------------------
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from scalesim.runtime import DistanceUpdate
+from scalesim.runtime import AdapterDeclaration, DistanceUpdate
 
 from .errors import ScaleSimError, ScaleSimProtocolError, http_error
 from .records import (
@@ -37,6 +37,7 @@ from .wire import update_json
 DISTANCES_PATH = "/scalesim/v1/distances"
 STATE_PATH = "/scalesim/v1/state"
 NAMESPACES_PATH = "/scalesim/v1/namespaces"
+ADAPTERS_PATH = "/scalesim/v1/adapters"
 
 
 def tick_plan(
@@ -90,6 +91,22 @@ def drop_plan(namespace: str, *, versions: VersionBook, policy: RetryPolicy) -> 
         versions.forget(namespace)
         return DropReply(namespace, None, None, Delivery.ALREADY_APPLIED)
     raise http_error(response.status_code, response.content, method="DELETE", path=path)
+
+
+def adapters_plan(declaration: AdapterDeclaration, *, policy: RetryPolicy) -> Plan[int]:
+    """``POST /scalesim/v1/adapters``; returns how many agents were declared. Retrying is safe:
+    declaring the same adapters twice leaves the same registry."""
+    body = {"namespace": declaration.namespace, "adapters": dict(declaration.adapters)}
+    call = HttpCall("POST", ADAPTERS_PATH, json=body)
+    exchange = yield from retrying(call, policy)
+    response = exchange.response
+    if not response.is_success:
+        raise http_error(response.status_code, response.content, method="POST", path=ADAPTERS_PATH)
+    reply = _json(response)
+    declared = reply.get("declared") if isinstance(reply, dict) else None
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        raise ScaleSimProtocolError(f"adapters reply without a declared count: {reply!r}")
+    return declared
 
 
 def _json(response: httpx.Response) -> object:

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from scalesim.runtime import ContractError, DistanceUpdate, parse_agent_meta, parse_distance_update
+from scalesim.runtime import (
+    AdapterDeclaration,
+    ContractError,
+    DistanceUpdate,
+    parse_adapter_declaration,
+    parse_agent_meta,
+    parse_distance_update,
+)
 from scalesim.runtime.contract import check_name
 
 from .errors import ScaleSimValidationError
@@ -146,3 +153,11 @@ def update_json(update: DistanceUpdate) -> dict[str, Any]:
     if update.unknown:
         body["unknown"] = list(update.unknown)
     return body
+
+
+def adapter_declaration(
+    adapters: Mapping[str, str | None], *, namespace: str
+) -> AdapterDeclaration:
+    """A checked ``POST /scalesim/v1/adapters`` body (the server's own parser)."""
+    body = {"namespace": namespace, "adapters": dict(adapters)}
+    return checked(lambda: parse_adapter_declaration(body))

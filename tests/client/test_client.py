@@ -334,6 +334,10 @@ def test_validation_errors_are_value_errors_naming_the_field_and_send_nothing(
         with pytest.raises(ScaleSimValidationError, match="set by the client"):
             extra = {"custom_params": {"scalesim": {"agent": "a1"}}}
             await call(sim.chat("a1", _MESSAGES, extra_body=extra))
+        with pytest.raises(ScaleSimValidationError, match=r"adapters\['a1'\]"):
+            await call(sim.declare_adapters({"a1": ""}))
+        with pytest.raises(ScaleSimValidationError, match="adapters key"):
+            await call(sim.declare_adapters({"a 1": "lora-1"}))
 
     run(flavor, standin.url, scenario)
     assert standin.seen == []

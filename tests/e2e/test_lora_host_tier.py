@@ -4,7 +4,8 @@
 One server (CPU mode without a GPU): the tiny model, three of its five adapters loaded at start,
 2 GPU slots (``--max-loras-per-batch 2``), 3 adapters in host memory (``--max-loaded-loras 3``),
 exact hints (``hint_trust: full``). Agent ``aN`` uses adapter ``lora-N``, declared up front with
-``POST /scalesim/v1/adapters``. What host memory holds is read from ``/v1/models``.
+``POST /scalesim/v1/adapters`` (through the SDK's ``declare_adapters``). What host memory
+holds is read from ``/v1/models``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from e2e_helpers import serving
 from openai import OpenAI
 
+from scalesim.client import ScaleSim
 from scalesim.server_process import RunningServer
 from scalesim.tiny_model import TinyModel, ensure_tiny_model
 
@@ -75,10 +77,8 @@ def test_malformed_declarations_are_refused(http: httpx.Client) -> None:
 def test_the_farthest_agents_adapter_goes_to_disk(
     server: RunningServer, http: httpx.Client, model: TinyModel
 ) -> None:
-    declared = {f"a{index}": f"lora-{index}" for index in range(5)}
-    reply = http.post("/scalesim/v1/adapters", json={"namespace": NAMESPACE, "adapters": declared})
-    assert reply.status_code == 200, reply.text
-    assert reply.json() == {"namespace": NAMESPACE, "declared": 5}
+    with ScaleSim(server.base_url, namespace=NAMESPACE) as sim:  # the SDK's declaration
+        assert sim.declare_adapters({f"a{index}": f"lora-{index}" for index in range(5)}) == 5
     update = {"namespace": NAMESPACE, "clock": 0, "next_call": {"a0": 1, "a1": 50, "a2": 10}}
     assert http.post("/scalesim/v1/distances", json=update).status_code == 200
     assert _in_host_memory(http) == {"lora-0", "lora-1", "lora-2"}
