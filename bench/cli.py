@@ -1,4 +1,4 @@
-"""``scalesim bench gen | replay | sweep | live | soak``: traces, cache replays, live runs.
+"""``scalesim bench gen | replay | sweep | hints | adapters | live | soak``: traces, replays, live.
 
 Who calls it: ``scalesim/cli.py`` delegates ``scalesim bench ...`` here; also runnable
 as ``python -m scalesim.bench.cli``. Prints a table on stdout, progress on stderr.
@@ -17,6 +17,7 @@ from typing import Any
 
 from scalesim.runtime import QueueOrder
 
+from . import adapter_sweep
 from .costmodel import CostModel, load_cost_model
 from .hint_noise import check_level
 from .hint_sweep import DEFAULT_LEVELS, run_sweep
@@ -57,13 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         "replay": "replay a trace against cache policies",
         "sweep": "replay a trace over several memory ratios",
         "hints": "replay ScaleSim as the trace's hints get worse (exact to adversarial)",
+        "adapters": "replay a trace with adapters over several GPU adapter slot counts",
     }
     for name, text in helps.items():
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("trace", type=Path, help="trace file written by `gen`")
         cmd.add_argument(
             "--policies",
-            default=_DEFAULT_POLICIES,
+            default=adapter_sweep.DEFAULT_POLICIES if name == "adapters" else _DEFAULT_POLICIES,
             help="comma-separated: scalesim, belady, infinite and SGLang's own (lru, lfu, ...)",
         )
         if name != "sweep":
@@ -76,22 +78,25 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "replay":
             cmd.add_argument("--json", type=Path, help="also write the results as JSON here")
-        elif name == "hints":
-            cmd.add_argument("--levels", default=DEFAULT_LEVELS, help="comma-separated levels")
-            cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
         else:
+            cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
+        if name == "hints":
+            cmd.add_argument("--levels", default=DEFAULT_LEVELS, help="comma-separated levels")
+        elif name == "adapters":
+            cmd.add_argument("--slots", default=adapter_sweep.DEFAULT_SLOTS, help="comma-separated")
+        elif name == "sweep":
             cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5", help="comma-separated")
             cmd.add_argument(
                 "--primary-ratio", type=float, default=0.25, help="the ratio under `results`"
             )
-            cmd.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
         cmd.add_argument(
             "--host-ratio",
             type=float,
             default=defaults.host_ratio,
             help="host KV capacity / the same working set (0: no host tier)",
         )
-        cmd.add_argument("--lora-slots", type=int, help="GPU adapter slots (default: unbounded)")
+        if name != "adapters":  # the sweep's --slots sets them
+            cmd.add_argument("--lora-slots", type=int, help="GPU adapter slots (default unbounded)")
         cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
         cmd.add_argument(
             "--queue-order",
@@ -254,6 +259,21 @@ def _run_hints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_adapters(args: argparse.Namespace) -> int:
+    trace, slots = read_trace(args.trace), adapter_sweep.parse_slots(args.slots)
+    args.lora_slots = None  # each run's slot count comes from --slots
+    config = _config(args, args.memory_ratio)
+    runs = adapter_sweep.run_sweep(
+        trace, config, slots, policies=_policies(args), progress=args.progress
+    )
+    meta = _meta(trace, args, {str(run.lora_slots): run.wall_s for run in runs})
+    meta["params"].update(memory_ratio=args.memory_ratio, lora_slots=slots)
+    document = {**meta, **adapter_sweep.sweep_json(runs)}
+    adapter_sweep.write(document, args.out)
+    print(adapter_sweep.table(document))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run one ``scalesim bench`` subcommand; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -263,6 +283,8 @@ def main(argv: list[str]) -> int:
         return _run_replay(args)
     if args.command == "hints":
         return _run_hints(args)
+    if args.command == "adapters":
+        return _run_adapters(args)
     if args.command == "live":
         from .live.run import run_live
 
