@@ -67,6 +67,22 @@ def test_chat_with_agent_metadata_returns_a_completion(server: RunningServer) ->
     assert info is not None and (info.clock, info.version, info.agents) == (4.0, None, 4)
 
 
+def test_a_chat_that_lost_its_metadata_is_owned_through_the_routing_key(
+    server: RunningServer,
+) -> None:
+    """Behind sglang-router a chat body loses ``custom_params``; the SDK's routing-key header
+    (``namespace|agent``) still reaches the scheduler and names the owner of its path."""
+    with ScaleSim(server.base_url, namespace="routed-1") as sim:
+        sim.openai.chat.completions.create(
+            model=MODEL_NAME,
+            messages=_PROMPT,
+            max_tokens=2,
+            extra_headers=sim.routing_headers("a5"),
+        )
+        snapshot = sim.state("routed-1")
+    assert snapshot.find("routed-1") is not None and snapshot.path_owners == 1
+
+
 def test_the_async_client_chats_and_ticks_the_same_way(server: RunningServer) -> None:
     async def scenario() -> TickReply:
         async with AsyncScaleSim(server.base_url, namespace="async-1", first_version=1) as sim:
