@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from scalesim.config import CONFIG_ENV_VAR, ConfigError, DeviceMode, ScaleSimConfig
+from scalesim.config import CONFIG_ENV_VAR, ConfigError, CopyKernels, DeviceMode, ScaleSimConfig
 
 #: SGLang flags ``--device cpu`` adds unless the user gave them (flag, value or None).
 CPU_DEFAULTS: tuple[tuple[str, str | None], ...] = (
@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="register no ScaleSim hooks: stock SGLang behaviour (config key enabled=false)",
     )
+    parser.add_argument(
+        "--scalesim-copy-kernels",
+        choices=[kernels.value for kernels in CopyKernels],
+        help="who runs HiCache's host<->device KV copies and LoRA slot loads: SGLang's own "
+        "ops (default) or ScaleSim's Triton kernels, with SGLang's path as the fallback "
+        "(config key copy_kernels)",
+    )
     return parser
 
 
@@ -97,6 +104,8 @@ def plan_serve(
     overrides: dict[str, object] = {}
     if options.scalesim_disable:
         overrides["enabled"] = False
+    if options.scalesim_copy_kernels:
+        overrides["copy_kernels"] = options.scalesim_copy_kernels
     if _flag_value(sglang_argv, "--device") == DeviceMode.CPU.value:
         overrides["device_mode"] = DeviceMode.CPU.value
     config = base.with_overrides(overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scalesim.cli import build_parser, main
-from scalesim.config import CONFIG_ENV_VAR, ConfigError, DeviceMode, ScaleSimConfig
+from scalesim.config import CONFIG_ENV_VAR, ConfigError, CopyKernels, DeviceMode, ScaleSimConfig
 from scalesim.serve import plan_serve
 from scalesim.sglang.cpu_compat import STANDIN_DIR
 
@@ -61,6 +61,17 @@ def test_config_file_then_options(tmp_path: Path) -> None:
     assert plan.config == ScaleSimConfig(enabled=False, device_mode=DeviceMode.CPU)
     assert _value(plan.sglang_argv, "--device") == "cpu"
     assert "SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND" not in plan.env
+
+
+def test_copy_kernels_option_overrides_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"copy_kernels": "sglang"}), encoding="utf-8")
+    argv = ["--scalesim-config", str(path), "--scalesim-copy-kernels", "triton"]
+    plan = plan_serve(argv, environ={}, cuda_available=True)
+    assert plan.config.copy_kernels is CopyKernels.TRITON
+    assert json.loads(plan.env["SCALESIM_CONFIG"])["copy_kernels"] == "triton"
+    with pytest.raises(SystemExit):
+        plan_serve(["--scalesim-copy-kernels", "cuda"], environ={}, cuda_available=True)
 
 
 def test_config_file_with_unknown_key_is_rejected(tmp_path: Path) -> None:
