@@ -294,3 +294,8 @@ def _build_views(host_pool: Any) -> _Views:
 def process_copy_path() -> CopyPath:
     """This process's path, from ``SCALESIM_CONFIG`` (read once; each SGLang process is fresh)."""
     return CopyPath.from_env(os.environ)
+
+
+def copy_counts() -> dict[tuple[str, str], int]:
+    """This process's live copies so far, as ``(kind, "triton" | "fallback") -> count``."""
+    return {(kind.value, path): count for (kind, path), count in process_copy_path().counts.items()}

@@ -10,6 +10,7 @@ they appear beside SGLang's own series. Names carry the ``scalesim_`` prefix.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -40,6 +41,12 @@ _HELP = {
     "scalesim_lora_loads": "Adapters copied into GPU slots: blocking or prefetch.",
     "scalesim_lora_prefetch_failures": "Adapter prefetches SGLang refused or that failed; dropped.",
 }
+#: Live copies (``copy_kernels``): kind x path, path ``triton`` (ScaleSim's kernels) or
+#: ``fallback`` (handed back to SGLang's own op).
+_COPY_KINDS = ("kv_load", "kv_backup", "lora")
+_COPY_PATHS = ("triton", "fallback")
+#: (kind, path) -> copies run.
+CopyCounts = Mapping[tuple[str, str], int]
 
 
 class MetricsExporter:
@@ -77,14 +84,38 @@ class MetricsExporter:
             multiprocess_mode="mostrecent",
         ).labels(**labels)
         self._published = RuntimeCounters()
-        for counter in [*self._counters.values(), *self._adapter_counters.values()]:
+        copies = Counter(
+            "scalesim_copy_kernel_copies",
+            "Live copies with copy_kernels=triton: on ScaleSim's kernels or handed back to SGLang.",
+            labelnames=[*labels, "kind", "path"],
+        )
+        self._copies = {
+            (kind, path): copies.labels(**labels, kind=kind, path=path)
+            for kind in _COPY_KINDS
+            for path in _COPY_PATHS
+        }
+        self._copies_published: dict[tuple[str, str], int] = {}
+        for counter in [
+            *self._counters.values(),
+            *self._adapter_counters.values(),
+            *self._copies.values(),
+        ]:
             counter.inc(0)  # every series exists from the start
 
-    def publish(self, runtime: ScaleSimRuntime, adapters: AdapterCounters | None = None) -> None:
-        """Add what the runtime (and the adapter slots) counted since the last call; set the
-        gauges."""
+    def publish(
+        self,
+        runtime: ScaleSimRuntime | None,
+        adapters: AdapterCounters | None = None,
+        copies: CopyCounts | None = None,
+    ) -> None:
+        """Add what the runtime (the adapter slots, the live copy path) counted since the last
+        call; set the gauges. Without a runtime (another radix policy) only the copies."""
         if adapters is not None:
             self._publish_adapters(adapters)
+        if copies is not None:
+            self._publish_copies(copies)
+        if runtime is None:
+            return
         now = asdict(runtime.counters)
         before = asdict(self._published)
         for field, counter in self._counters.items():
@@ -101,9 +132,19 @@ class MetricsExporter:
                 counter.inc(now[field] - before[field])
         self._adapters_published = AdapterCounters(**now)
 
+    def _publish_copies(self, copies: CopyCounts) -> None:
+        for key, counter in self._copies.items():
+            grown = copies.get(key, 0) - self._copies_published.get(key, 0)
+            if grown > 0:
+                counter.inc(grown)
+                self._copies_published[key] = copies[key]
+
 
 def publish_metrics(
-    scheduler: Any, runtime: ScaleSimRuntime, adapters: AdapterCounters | None = None
+    scheduler: Any,
+    runtime: ScaleSimRuntime | None,
+    adapters: AdapterCounters | None = None,
+    copies: CopyCounts | None = None,
 ) -> None:
     """Publish on the reporting rank of a scheduler started with ``--enable-metrics``."""
     exporter = getattr(scheduler, "scalesim_metrics", None)
@@ -114,7 +155,7 @@ def publish_metrics(
         exporter = scheduler.scalesim_metrics = MetricsExporter(
             {key: str(value) for key, value in labels.items()}
         )
-    exporter.publish(runtime, adapters)
+    exporter.publish(runtime, adapters, copies)
 
 
 def _reports_metrics(scheduler: Any) -> bool:

@@ -12,9 +12,11 @@ every kind of copy ran on the kernels and none fell back.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_helpers import serving
 from openai import OpenAI
@@ -41,7 +43,7 @@ def _args(model: TinyModel, config: Path) -> list[str]:
     args += ["--enable-hierarchical-cache", "--hicache-ratio", "8"]
     args += ["--max-total-tokens", str(_DEVICE_POOL_TOKENS)]
     args += ["--enable-lora", "--lora-paths", *model.sglang_lora_paths()]
-    args += ["--max-loras-per-batch", "2", "--scalesim-config", str(config)]
+    args += ["--max-loras-per-batch", "2", "--scalesim-config", str(config), "--enable-metrics"]
     return args
 
 
@@ -75,14 +77,26 @@ def _ask(client: OpenAI, agent: int, adapter: int | None) -> Reply:
 def _run_workload(
     model: TinyModel, config: dict[str, str], *, tmp_path: Path
 ) -> tuple[list[Reply], str]:
-    """The calls on a fresh server with ``config``; their replies and the server's log."""
+    """The calls on a fresh server with ``config``; their replies, then the server's log and
+    its ``/metrics`` (read after the calls, once the copy counters were published)."""
     config_path = tmp_path / "scalesim.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     log_path = tmp_path / "scalesim-serve.log"
     with serving(_args(model, config_path), log_path=log_path) as server:
         client = OpenAI(base_url=server.openai_base_url, api_key="unused", max_retries=0)
         replies = [_ask(client, agent, adapter) for agent, adapter in _CALLS]
-    return replies, log_path.read_text(encoding="utf-8", errors="replace")
+        _ask(client, 0, None)  # one more scheduler iteration publishes the last counts
+        metrics = httpx.get(f"{server.base_url}/metrics", timeout=60.0).text
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    return replies, log + metrics
+
+
+def _copies(metrics: str, kind: str, path: str) -> float:
+    """``scalesim_copy_kernel_copies_total{kind, path}`` summed over its label sets."""
+    labels = rf'kind="{kind}"[^}}]*path="{path}"'
+    series = rf"^scalesim_copy_kernel_copies_total\{{[^}}]*{labels}[^}}]*\}} (\S+)$"
+    pattern = re.compile(series, re.M)
+    return sum(float(value) for value in pattern.findall(metrics))
 
 
 @pytest.fixture(scope="module")
@@ -125,5 +139,8 @@ def test_every_copy_ran_on_the_kernels(
     _, our_log = ours
     for kind in _KINDS:
         assert f"scalesim copy kernels: first {kind} ran on scalesim.kernels" in our_log
+        assert _copies(our_log, kind, "triton") > 0  # and counted on /metrics
+        assert _copies(our_log, kind, "fallback") == 0
+        assert _copies(stock_log, kind, "triton") == 0
     assert "scalesim copy kernels" not in stock_log
     assert "on SGLang's path" not in our_log
