@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scalesim.sglang.copy_kernels import copy_counts
 from scalesim.sglang.eviction import runtime_of
 from scalesim.sglang.guard import guarded
 from scalesim.sglang.lora import adapter_policy_of, observe_adapter
@@ -34,13 +35,17 @@ def after_create_generation_req(
 @guarded("process_hicache_events")
 def after_process_hicache_events(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:
     """AFTER ``Scheduler._process_hicache_events`` (once per scheduler iteration): queue
-    load-backs and adapter loads for the nearest agents, then publish the runtime's metrics."""
+    load-backs and adapter loads for the nearest agents, then publish the runtime's metrics
+    (and the live copy counts, also without the ``scalesim`` radix policy)."""
     runtime = runtime_of(getattr(scheduler, "tree_cache", None))
-    if runtime is not None:
-        prefetch_step(scheduler, runtime)
-        _adapter_prefetch(scheduler, runtime)
-        policy = adapter_policy_of(scheduler)
-        publish_metrics(scheduler, runtime, None if policy is None else policy.slots.counters)
+    if runtime is None:  # no distances: only the live copies have something to report
+        publish_metrics(scheduler, None, None, copy_counts())
+        return
+    prefetch_step(scheduler, runtime)
+    _adapter_prefetch(scheduler, runtime)
+    policy = adapter_policy_of(scheduler)
+    adapters = None if policy is None else policy.slots.counters
+    publish_metrics(scheduler, runtime, adapters, copy_counts())
 
 
 @guarded("adapter_prefetch")
