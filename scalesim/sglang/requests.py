@@ -20,14 +20,18 @@ from typing import Any
 from scalesim.runtime import AgentMeta, ContractError, parse_agent_meta, split_owner
 from scalesim.runtime.contract import check_name
 from scalesim.sglang.eviction import runtime_of
+from scalesim.sglang.prefetch import LARGEST_REQUEST_ATTR, request_tokens
 
 
 def observe_request(scheduler: Any, req: Any, recv_req: Any) -> None:
-    """Set ``req.scalesim_owner`` and ``req.scalesim_clock`` (for the queue order) and feed the
-    request's clock and next_call to the runtime."""
+    """Set ``req.scalesim_owner`` and ``req.scalesim_clock`` (for the queue order), feed the
+    request's clock and next_call to the runtime, and track the largest request (prefetch
+    leaves room for one)."""
     runtime = runtime_of(getattr(scheduler, "tree_cache", None))
     if runtime is None:
         return
+    largest = max(getattr(scheduler, LARGEST_REQUEST_ATTR, 0), request_tokens(req))
+    setattr(scheduler, LARGEST_REQUEST_ATTR, largest)
     params = getattr(getattr(recv_req, "sampling_params", None), "custom_params", None)
     try:
         meta = parse_agent_meta(params)
