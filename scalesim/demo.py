@@ -23,7 +23,7 @@ from pathlib import Path
 from openai import OpenAI
 
 from scalesim.demo_report import AgentCall, PolicyRun, describe, write_plot
-from scalesim.server_process import RunningServer, ServerStartError, running_server
+from scalesim.server_process import RunningServer, ServerStartError, exit_on_signals, running_server
 from scalesim.tiny_model import TinyModel, ensure_tiny_model
 
 SERVED_MODEL_NAME = "scalesim-tiny"
@@ -77,6 +77,7 @@ def run_demo_from_args(options: argparse.Namespace) -> int:
         )
     if unknown or not policies:
         raise SystemExit(f"scalesim demo: --policies takes {', '.join(POLICIES)}, got {unknown}")
+    exit_on_signals()  # SIGTERM stops the servers, as Ctrl-C does
     home = default_home()
     model_dir = options.model_dir or home / f"tiny-model-{options.agents}-loras"
     print(f"[demo] tiny model with {options.agents} adapters in {model_dir}", flush=True)

@@ -20,9 +20,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 _POLL_INTERVAL_S = 0.5
 _STOP_GRACE_S = 30.0
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP raise ``SystemExit`` in the main thread, as Ctrl-C raises
+    ``KeyboardInterrupt``: every ``with running_server(...)`` block then unwinds and stops its
+    server (by default Python dies on SIGTERM without running them, orphaning the servers)."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 class ServerStartError(RuntimeError):

@@ -28,7 +28,7 @@ from scalesim.client import AsyncScaleSim, ScaleSimError
 from scalesim.client.wire import model_name
 from scalesim.cluster import ClusterOptions, RouterError, Routing, running_cluster
 from scalesim.demo import default_home
-from scalesim.server_process import ServerStartError, running_server
+from scalesim.server_process import ServerStartError, exit_on_signals, running_server
 from scalesim.tiny_model import TinyModelSize
 
 from ..replay.result import Mode, PolicyResult
@@ -116,6 +116,7 @@ def run_live(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"scalesim bench live: {err}", file=sys.stderr)
         return 2
+    exit_on_signals()  # SIGTERM stops the servers, as Ctrl-C does
     load_at_start = load_average()
     trace = read_trace(args.trace)
     print(f"[live] {trace.header.name}: {len(trace.calls)} calls, {len(trace.hints)} hints")

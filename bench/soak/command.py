@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scalesim.demo import default_home
-from scalesim.server_process import ServerStartError, running_server
+from scalesim.server_process import ServerStartError, exit_on_signals, running_server
 from scalesim.tiny_model import ensure_tiny_model
 
 from .document import document, serve_flags
@@ -66,6 +66,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"scalesim bench soak: {err}")
         return 2
+    exit_on_signals()  # SIGTERM stops the server, as Ctrl-C does
     try:
         result = run(params, log_path=args.log_path or default_home() / "soak-serve.log")
     except ServerStartError as err:

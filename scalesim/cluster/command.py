@@ -8,13 +8,11 @@ did not start, 2 for a bad command line.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Sequence
-from types import FrameType
 
-from scalesim.server_process import ServerStartError
+from scalesim.server_process import ServerStartError, exit_on_signals
 
 from .options import ClusterArgumentError, parse_cluster_args
 from .router import RouterError
@@ -28,7 +26,7 @@ def run_cluster(argv: Sequence[str]) -> int:
     except ClusterArgumentError as err:
         print(f"scalesim cluster: {err}", file=sys.stderr)
         return 2
-    _exit_on_signals()
+    exit_on_signals()
     try:
         with running_cluster(options, serve_args) as cluster:
             print(
@@ -45,11 +43,3 @@ def run_cluster(argv: Sequence[str]) -> int:
     except (KeyboardInterrupt, SystemExit):
         print("[cluster] stopped", file=sys.stderr)
     return 0
-
-
-def _exit_on_signals() -> None:
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
