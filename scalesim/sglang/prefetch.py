@@ -16,9 +16,8 @@ the hook's guard. A queued load-back holds its device memory locked until a pref
 the copy (the whole path, device ancestors included), so prefetch locks only what leaves room
 for the waiting requests and for the largest request seen so far (whole prompt plus output):
 otherwise a pending load could keep the next request from being admitted, and with no batch to
-start the load, the server would stall (seen on the CPU server with a 2,193-token pool and
-1,512-token prompts). Planning unit: one token (``size_bytes`` of the planner records =
-tokens).
+start the load, the server could stall. Planning unit: one token (``size_bytes`` of the planner
+records = tokens).
 """
 
 from __future__ import annotations
