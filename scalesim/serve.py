@@ -106,7 +106,7 @@ def plan_serve(
         overrides["enabled"] = False
     if options.scalesim_copy_kernels:
         overrides["copy_kernels"] = options.scalesim_copy_kernels
-    if _flag_value(sglang_argv, "--device") == DeviceMode.CPU.value:
+    if flag_value(sglang_argv, "--device") == DeviceMode.CPU.value:
         overrides["device_mode"] = DeviceMode.CPU.value
     config = base.with_overrides(overrides)
     if config.enabled:
@@ -144,9 +144,9 @@ def check_policy_config(sglang_argv: Sequence[str]) -> None:
     """
     from scalesim.runtime import RuntimeConfig
 
-    if (_flag_value(sglang_argv, "--radix-eviction-policy") or "").lower() != "scalesim":
+    if (flag_value(sglang_argv, "--radix-eviction-policy") or "").lower() != "scalesim":
         return
-    text = _flag_value(sglang_argv, "--radix-eviction-policy-config")
+    text = flag_value(sglang_argv, "--radix-eviction-policy-config")
     if text is None:
         return
     try:
@@ -197,7 +197,7 @@ def _has_flag(argv: Sequence[str], flag: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
 
 
-def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
     for index, arg in enumerate(argv):
         if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]

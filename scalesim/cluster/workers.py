@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalesim.serve import flag_value
 from scalesim.server_process import ServerStartError, free_port, stop_process_group
 
 _POLL_INTERVAL_S = 0.5
@@ -45,7 +46,7 @@ def worker_gpus(n_workers: int, serve_args: Sequence[str], environ: Mapping[str,
     Raises:
         ServerStartError: a CUDA machine with fewer visible GPUs than workers.
     """
-    if _flag_value(serve_args, "--device") == "cpu":
+    if flag_value(serve_args, "--device") == "cpu":
         return []
     import torch
 
@@ -139,12 +140,3 @@ def is_healthy(url: str, *, timeout_s: float = 2.0) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
-
-
-def _flag_value(argv: Sequence[str], flag: str) -> str | None:
-    for index, arg in enumerate(argv):
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-        if arg == flag and index + 1 < len(argv):
-            return argv[index + 1]
-    return None

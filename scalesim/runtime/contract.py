@@ -148,11 +148,7 @@ def parse_distance_update(body: object) -> DistanceUpdate:
     Raises:
         ContractError: 400 for any rule of api.md section 2, 413 above ``MAX_UPDATE_AGENTS``.
     """
-    if not isinstance(body, Mapping):
-        raise ContractError("the body must be a JSON object")
-    unknown_keys = sorted(str(key) for key in body if key not in _UPDATE_KEYS)
-    if unknown_keys:
-        raise ContractError(f"unknown key(s): {', '.join(unknown_keys)}")
+    body = _object_body(body, _UPDATE_KEYS)
     for required in ("clock", "next_call"):
         if required not in body:
             raise ContractError(f"{required} is required")
@@ -169,6 +165,25 @@ def parse_distance_update(body: object) -> DistanceUpdate:
     return DistanceUpdate(namespace, clock, version, next_call, unknown)
 
 
+def _object_body(body: object, keys: frozenset[str]) -> Mapping[str, object]:
+    """``body`` as a JSON object with only ``keys``."""
+    if not isinstance(body, Mapping):
+        raise ContractError("the body must be a JSON object")
+    unknown_keys = sorted(str(key) for key in body if key not in keys)
+    if unknown_keys:
+        raise ContractError(f"unknown key(s): {', '.join(unknown_keys)}")
+    return body
+
+
+def _agent_map(value: object, *, what: str, values: str) -> Mapping[object, object]:
+    """``value`` as an object keyed by agent ids, of at most ``MAX_UPDATE_AGENTS`` entries."""
+    if not isinstance(value, Mapping):
+        raise ContractError(f"{what} must be an object mapping agent ids to {values} or null")
+    if len(value) > MAX_UPDATE_AGENTS:
+        raise ContractError(f"more than {MAX_UPDATE_AGENTS} agents in one update", status=413)
+    return value
+
+
 def _optional_time(value: object, *, field: str) -> float | None:
     return None if value is None else check_time(value, field=field)
 
@@ -182,10 +197,7 @@ def _version(value: object) -> int | None:
 
 
 def _next_calls(value: object, *, clock: float) -> dict[str, float | None]:
-    if not isinstance(value, Mapping):
-        raise ContractError("next_call must be an object mapping agent ids to times or null")
-    if len(value) > MAX_UPDATE_AGENTS:
-        raise ContractError(f"more than {MAX_UPDATE_AGENTS} agents in one update", status=413)
+    value = _agent_map(value, what="next_call", values="times")
     checked: dict[str, float | None] = {}
     for agent, when in value.items():
         name = check_name(agent, field="next_call key")
@@ -222,17 +234,9 @@ def parse_adapter_declaration(body: object) -> AdapterDeclaration:
     Raises:
         ContractError: 400 for a malformed body, 413 above ``MAX_UPDATE_AGENTS`` agents.
     """
-    if not isinstance(body, Mapping):
-        raise ContractError("the body must be a JSON object")
-    unknown_keys = sorted(str(key) for key in body if key not in _DECLARATION_KEYS)
-    if unknown_keys:
-        raise ContractError(f"unknown key(s): {', '.join(unknown_keys)}")
+    body = _object_body(body, _DECLARATION_KEYS)
     namespace = check_name(body.get("namespace", DEFAULT_NAMESPACE), field="namespace")
-    adapters = body.get("adapters")
-    if not isinstance(adapters, Mapping):
-        raise ContractError("adapters must be an object mapping agent ids to adapter names or null")
-    if len(adapters) > MAX_UPDATE_AGENTS:
-        raise ContractError(f"more than {MAX_UPDATE_AGENTS} agents in one update", status=413)
+    adapters = _agent_map(body.get("adapters"), what="adapters", values="adapter names")
     checked: dict[str, str | None] = {}
     for agent, adapter in adapters.items():
         name = check_name(agent, field="adapters key")
