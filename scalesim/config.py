@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 #: The environment variable that carries the validated config (JSON) to SGLang's processes.
 CONFIG_ENV_VAR = "SCALESIM_CONFIG"
+
+
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 class ConfigError(ValueError):
@@ -84,10 +88,9 @@ class ScaleSimConfig:
         if unknown:
             raise ConfigError(f"unknown ScaleSim config key(s): {', '.join(unknown)}")
         converted = dict(values)
-        if "device_mode" in converted:
-            converted["device_mode"] = _parse_device_mode(converted["device_mode"])
-        if "copy_kernels" in converted:
-            converted["copy_kernels"] = _parse_copy_kernels(converted["copy_kernels"])
+        for key, choice_type in (("device_mode", DeviceMode), ("copy_kernels", CopyKernels)):
+            if key in converted:
+                converted[key] = parse_choice(choice_type, converted[key], key=key)
         return cls(**converted)  # type: ignore[arg-type]
 
     @classmethod
@@ -151,19 +154,11 @@ def _check_adapters(adapters: object) -> None:
         raise ConfigError(str(err)) from err
 
 
-def _parse_device_mode(value: object) -> DeviceMode:
-    if isinstance(value, DeviceMode):
+def parse_choice(choice_type: type[_Choice], value: object, *, key: str) -> _Choice:
+    """``value`` as a member of the enum ``choice_type`` (a member or its string value)."""
+    if isinstance(value, choice_type):
         return value
-    choices = [mode.value for mode in DeviceMode]
+    choices = [member.value for member in choice_type]
     if value not in choices:
-        raise ConfigError(f"device_mode must be one of {choices}, got {value!r}")
-    return DeviceMode(value)
-
-
-def _parse_copy_kernels(value: object) -> CopyKernels:
-    if isinstance(value, CopyKernels):
-        return value
-    choices = [kernels.value for kernels in CopyKernels]
-    if value not in choices:
-        raise ConfigError(f"copy_kernels must be one of {choices}, got {value!r}")
-    return CopyKernels(value)
+        raise ConfigError(f"{key} must be one of {choices}, got {value!r}")
+    return choice_type(value)

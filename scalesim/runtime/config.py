@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from scalesim.config import ConfigError
+from scalesim.config import ConfigError, parse_choice
 
 
 class HintTrustMode(str, enum.Enum):
@@ -70,16 +70,9 @@ class RuntimeConfig:
     queue_order: QueueOrder = QueueOrder.ARRIVAL
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hint_trust, HintTrustMode):
-            choices = [mode.value for mode in HintTrustMode]
-            if self.hint_trust not in choices:
-                raise ConfigError(f"hint_trust must be one of {choices}, got {self.hint_trust!r}")
-            object.__setattr__(self, "hint_trust", HintTrustMode(self.hint_trust))
-        if not isinstance(self.queue_order, QueueOrder):
-            choices = [order.value for order in QueueOrder]
-            if self.queue_order not in choices:
-                raise ConfigError(f"queue_order must be one of {choices}, got {self.queue_order!r}")
-            object.__setattr__(self, "queue_order", QueueOrder(self.queue_order))
+        for name, choice_type in (("hint_trust", HintTrustMode), ("queue_order", QueueOrder)):
+            choice = parse_choice(choice_type, getattr(self, name), key=name)
+            object.__setattr__(self, name, choice)
         for name in ("horizon", "overdue_grace"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 < value < math.inf):
