@@ -54,10 +54,59 @@ def host_orders() -> dict[str, Any]:
     return result
 
 
+def prefetch_admission(*, waiting_tokens: int, largest_tokens: int) -> dict[str, Any]:
+    """Agent a (due next) has a 24-token prefix only on the host; far agent c holds 24 device
+    tokens; 40 of the 64 device slots are free. One scheduler step of host prefetch runs with a
+    waiting request of ``waiting_tokens`` (0: none) and the largest request seen so far
+    ``largest_tokens``. A queued load-back keeps its path locked until a prefill batch starts
+    the copy, so what it locks must leave the next request room, or nothing starts the copy:
+    the live server stalled that way. Returns what was loaded and the room left."""
+    from types import SimpleNamespace
+
+    from scalesim.patches.registration import register_and_verify
+    from scalesim.patches.table import TREE_HOOKS
+    from sglang.srt.managers.schedule_batch import Req
+    from sglang.srt.sampling.sampling_params import SamplingParams
+    from tier_harness import TierHarness
+
+    from scalesim.sglang.prefetch import LARGEST_REQUEST_ATTR, prefetch_step
+
+    register_and_verify(TREE_HOOKS)
+    cache = TierHarness(hicache=True)
+    cache.insert("a", "a", list(range(100, 124)))
+    cache.back_up_all()
+    cache.drain_device()
+    cache.insert("c", "c", list(range(200, 224)))
+    cache.update({"a": 1.0, "c": 50.0})
+    waiting = []
+    if waiting_tokens:
+        prompt = list(range(300, 300 + waiting_tokens - 1))
+        waiting.append(Req("next", "", prompt, SamplingParams(max_new_tokens=1)))
+    scheduler = SimpleNamespace(
+        tree_cache=cache.cache,
+        enable_hierarchical_cache=True,
+        waiting_queue=waiting,
+        **{LARGEST_REQUEST_ATTR: largest_tokens},
+    )
+    prefetch_step(scheduler, cache.runtime)
+    room = int(cache.allocator.available_size()) + int(cache.cache.evictable_size())
+    result = {
+        "prefetched_tokens": cache.runtime.counters.kv_prefetch_tokens,
+        "loads_queued": len(cache.cache.ongoing_load_back),
+        "room_tokens": room,
+    }
+    cache.close()
+    return result
+
+
 def main() -> None:
     if cpu_compat.needed():
         cpu_compat.apply()  # before SGLang builds any host pool
-    print(json.dumps(host_orders()))
+    results = host_orders()
+    results["prefetch_idle"] = prefetch_admission(waiting_tokens=0, largest_tokens=0)
+    results["prefetch_waiting"] = prefetch_admission(waiting_tokens=48, largest_tokens=0)
+    results["prefetch_largest"] = prefetch_admission(waiting_tokens=0, largest_tokens=48)
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

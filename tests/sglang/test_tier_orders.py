@@ -151,6 +151,22 @@ def test_host_tier_follows_a_re_ranking_update(host_run: ScriptRun) -> None:
     assert results["owned_nodes_left"] == 0  # ownership records left with their nodes
 
 
+def test_host_prefetch_loads_the_due_agent_when_nothing_waits(host_run: ScriptRun) -> None:
+    idle = host_run.results()["prefetch_idle"]
+    assert idle == {"prefetched_tokens": 24, "loads_queued": 1, "room_tokens": 40}
+
+
+@pytest.mark.parametrize("case", ["prefetch_waiting", "prefetch_largest"])
+def test_host_prefetch_never_locks_the_room_the_next_request_needs(
+    host_run: ScriptRun, case: str
+) -> None:
+    """A 48-token request waits (or one that large was seen): loading a's 24 tokens would leave
+    40 of 64 and the request could not be admitted, so no prefill batch would ever start the
+    queued copy (the live stall). The load is left to the request itself."""
+    result = host_run.results()[case]
+    assert result == {"prefetched_tokens": 0, "loads_queued": 0, "room_tokens": 64}
+
+
 # ---- SGLang's kit configs under scalesim -----------------------------------------------------
 class Simulation:
     """Two namespaces of three agents; agent i of a namespace calls every ``PERIODS[i]``.
