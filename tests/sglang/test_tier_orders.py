@@ -5,8 +5,8 @@ the tests evict one node at a time and read the order off the tree (``tier_harne
 Host tier: HiCache on CPU needs ScaleSim's CPU compatibility layer, which rebinds torch
 globals, so ``host_tier_orders.py`` runs the host case in a subprocess and prints its orders as
 JSON for the tests here to assert (with one step of host prefetch beside a waiting request).
-Last, each FULL-only config of SGLang's kit runs a request sequence under ``scalesim`` with SGLang's own tree sanity check and a slot-leak check after
-every request.
+Last, each FULL-only config of SGLang's kit runs a request sequence under ``scalesim`` with
+SGLang's own tree sanity check and a slot-leak check after every request.
 
 Both processes spend most of their time importing SGLang, so the module imports it lazily
 (in the ``harness`` fixture) after starting the subprocess: the two imports overlap.
