@@ -159,6 +159,35 @@ def table(results: Mapping[str, LivePolicyResult], predicted: Mapping[str, Polic
     return "\n".join(" ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
 
 
+def comparison(document: Mapping[str, Any]) -> list[str]:
+    """ScaleSim against stock as ratios (live), and the room any policy had at this ratio (the
+    replay's Belady against LRU): a small saving where Belady saves little is all there was."""
+    lines: list[str] = []
+    live = document["results"]
+    stock, scalesim = live.get("stock"), live.get("scalesim")
+    if stock and scalesim and stock["recomputed_tokens"] > 0 and scalesim["makespan_s"] > 0:
+        recompute = scalesim["recomputed_tokens"] / stock["recomputed_tokens"]
+        speedup = stock["makespan_s"] / scalesim["makespan_s"]
+        lines.append(
+            f"live: ScaleSim recomputed {recompute:.2f}x stock's prompt tokens and finished"
+            f" {speedup:.2f}x as fast (stock makespan / ScaleSim's)"
+        )
+    predicted = document["replay_prediction"]["results"]
+    lru = predicted.get("lru")
+    if lru and lru["recomputed_tokens"] > 0:
+        saved = {
+            policy: 1 - predicted[policy]["recomputed_tokens"] / lru["recomputed_tokens"]
+            for policy in ("scalesim", "belady", "infinite")
+            if policy in predicted
+        }
+        if saved:
+            lines.append(
+                "replay: recomputed tokens saved vs LRU: "
+                + ", ".join(f"{policy} {share:.0%}" for policy, share in saved.items())
+            )
+    return lines
+
+
 def _count(value: int | None) -> str:
     """A counter for a table: ``n/a`` where the server cannot count it."""
     return "n/a" if value is None else str(value)
@@ -193,6 +222,7 @@ def markdown(document: Mapping[str, Any], title: str) -> str:
             f"| {policy} | {r['prompt_tokens']} | {r['gpu_hit_tokens']} | "
             f"{r['host_hit_tokens']} | {r['recomputed_tokens']} | {r['makespan_s']:.1f} |"
         )
+    lines += ["", "## Comparison", "", *(f"- {line}" for line in comparison(document))]
     lines += ["", "## Notes", "", *(f"- {note}" for note in document["notes"])]
     return "\n".join(lines) + "\n"
 

@@ -146,18 +146,21 @@ def run_live(args: argparse.Namespace) -> int:
     if args.json:
         document = build_document(trace, setup, params, runs=runs, predicted=predicted)
         document["machine"]["load_average_1m_at_start"] = load_at_start
+        for line in report.comparison(document):
+            print(f"[live] {line}")
         md_path, png_path = report.write(document, args.json)
         print(f"[live] wrote {args.json}, {md_path}, {png_path}")
     return 0
 
 
 def predict(trace: Trace, params: LiveParams, *, progress: bool) -> dict[str, PolicyResult]:
-    """The cache replay's results for stock (``lru``) and ``scalesim`` under the same ratios."""
+    """The cache replay's results for stock (``lru``) and ``scalesim`` under the same ratios, with
+    Belady and infinite memory as the bounds that show how much this ratio lets any policy save."""
     from ..replay.engine import replay_policies
     from ..sweep import table
 
     predicted = replay_policies(
-        trace, ["lru", "scalesim"], params.replay_config(), progress=progress
+        trace, ["lru", "scalesim", "belady", "infinite"], params.replay_config(), progress=progress
     )
     print(f"[live] replay prediction (modelled):\n{table(predicted)}", flush=True)
     return predicted

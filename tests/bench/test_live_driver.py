@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from scalesim.bench.live.driver import CallOutcome, Driver, HintFeed, IssueRules, NextCalls, Reply
-from scalesim.bench.live.report import Counts, percentile, summarize
+from scalesim.bench.live.report import Counts, comparison, percentile, summarize
 from scalesim.bench.replay.result import Mode
 from scalesim.bench.trace import Call, Hint, Segment
 
@@ -166,3 +166,29 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([1.0, 2.0, 3.0, 4.0], 99) == pytest.approx(3.97)
     assert percentile([5.0], 99) == 5.0
+
+
+def test_comparison_states_live_ratios_and_the_replays_room() -> None:
+    document = {
+        "results": {
+            "stock": {"recomputed_tokens": 1000, "makespan_s": 90.0},
+            "scalesim": {"recomputed_tokens": 600, "makespan_s": 60.0},
+        },
+        "replay_prediction": {
+            "results": {
+                "lru": {"recomputed_tokens": 1000},
+                "scalesim": {"recomputed_tokens": 550},
+                "belady": {"recomputed_tokens": 500},
+                "infinite": {"recomputed_tokens": 300},
+            }
+        },
+    }
+    assert comparison(document) == [
+        "live: ScaleSim recomputed 0.60x stock's prompt tokens and finished 1.50x as fast"
+        " (stock makespan / ScaleSim's)",
+        "replay: recomputed tokens saved vs LRU: scalesim 45%, belady 50%, infinite 70%",
+    ]
+    document["results"] = {"stock+affinity": document["results"]["stock"]}  # a cluster run
+    assert comparison(document) == [
+        "replay: recomputed tokens saved vs LRU: scalesim 45%, belady 50%, infinite 70%"
+    ]

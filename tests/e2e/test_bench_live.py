@@ -84,6 +84,13 @@ def test_bench_live_runs_a_trace_on_both_policies(tmp_path: Path) -> None:
         == document["results"]["stock"]["kv_prefetch_tokens"]
         == 0
     )
-    assert set(document["replay_prediction"]["results"]) == {"lru", "scalesim"}
+    assert set(document["replay_prediction"]["results"]) == {
+        "lru",
+        "scalesim",
+        "belady",
+        "infinite",
+    }
+    assert "## Comparison" in out.with_suffix(".md").read_text()
+    assert "[live] live: ScaleSim recomputed" in stdout
     assert out.with_suffix(".md").is_file() and out.with_suffix(".png").stat().st_size > 0
     assert "replay_recomp" in stdout
