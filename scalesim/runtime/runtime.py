@@ -131,13 +131,15 @@ class ScaleSimRuntime:
         if meta.clock is not None:
             self.advance(meta.namespace, meta.clock)
         state = self._namespace(meta.namespace)
-        entry = self.table.lookup(meta.owner, now=state.clock).entry
+        found = self.table.lookup(meta.owner, now=state.clock)
+        entry = found.entry
         self.trust.called(
             meta.owner,
             meta.namespace,
             at=state.clock if meta.clock is None else meta.clock,
             predicted=None if entry is None else entry.eta,
             prediction_of=lambda owner: self.table.lookup(owner, now=state.clock).eta,
+            despite_no_call=found.knowledge is Knowledge.NO_CALL,
         )
         if meta.next_call is not None or meta.no_call:
             self.predict(meta.namespace, {meta.agent: meta.next_call}, source=Source.HINT)
@@ -310,12 +312,15 @@ class ScaleSimRuntime:
         state = self._namespaces.get(namespace)
         clock = (0.0 if state is None else state.clock) + now
         found = self.table.lookup(owner, now=clock)
+        learned = self.config.hint_trust is HintTrustMode.LEARNED
         if found.knowledge is Knowledge.NO_CALL:
+            if learned and not self.trust.trusts_no_call(owner):
+                return UNKNOWN_RANK  # its "no call" was wrong before: rank it by recency
             return NOBODY_RANK
         eta = found.eta
         if eta is None:  # no fresh prediction: withdrawn, stale or none
             return UNKNOWN_RANK
-        if self.config.hint_trust is HintTrustMode.LEARNED and self.trust.knows(owner):
+        if learned and self.trust.knows(owner):
             eta = self.trust.blend(owner, namespace, predicted=eta, now=clock)
         return OwnerRank(KNOWN, clock - eta)
 

@@ -13,7 +13,9 @@ full value, whatever the workload's own recency pattern.
 Early and late predictions differ: a call that came before its predicted time only counts in
 the pairs; a predicted time that passed without the call counts as "now", trusted less the
 longer it is overdue compared with how far off this scope's predictions usually land, so a call
-that was expected and never came stops pinning its agent.
+that was expected and never came stops pinning its agent. "No call expected" is a prediction
+too: once an agent called while its prediction said no call (a simulation that sends null for
+"not known yet"), its later nulls rank it as unknown (by recency) instead of below everything.
 
 Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock; rivals taken
 in a fixed rotation), so every tensor-parallel rank learns the same weights; memory is one
@@ -65,6 +67,7 @@ class AgentRecord:
 
     last_call: float
     fit: Fit = field(default_factory=Fit)
+    broke_no_call: bool = False  # it called while its prediction said no call
 
 
 @dataclass
@@ -99,8 +102,10 @@ class HintTrust:
         at: float,
         predicted: float | None,
         prediction_of: PredictionOf,
+        despite_no_call: bool = False,
     ) -> None:
-        """``owner`` called at ``at``; ``predicted`` was its prediction in force (None: none).
+        """``owner`` called at ``at``; ``predicted`` was its prediction in force (None: none;
+        ``despite_no_call``: it said no call).
 
         Scored only when time has passed since the agent's last call: a client that sends no
         clock teaches nothing and keeps full trust.
@@ -108,14 +113,21 @@ class HintTrust:
         record = self._agents.get(owner)
         if record is None:
             self._add(owner, namespace, at)
-            return
+            record = self._agents[owner]
         space = self._namespaces[namespace]
+        record.broke_no_call |= despite_no_call
         if at > record.last_call and predicted is not None:
             pairs = self._rivals_scored(owner, record, space, at, predicted, prediction_of)
             miss = abs(at - predicted)
             record.fit.add(miss, pairs, keep=AGENT_KEEP)
             space.fit.add(miss, pairs, keep=NAMESPACE_KEEP)
         record.last_call = max(record.last_call, at)
+
+    def trusts_no_call(self, owner: str) -> bool:
+        """Whether ``owner``'s "no call expected" still ranks it below every agent: until one
+        of its no-call predictions proved wrong."""
+        record = self._agents.get(owner)
+        return record is None or not record.broke_no_call
 
     def blend(self, owner: str, namespace: str, *, predicted: float, now: float) -> float:
         """The next-call time to rank ``owner`` by at ``now``, given the prediction in force;

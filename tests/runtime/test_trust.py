@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from scalesim.distance.rank import NOBODY
 from scalesim.runtime import AgentMeta, HintTrustMode, RuntimeConfig, ScaleSimRuntime, owner_key
 
 
@@ -70,6 +71,25 @@ def test_a_call_trailing_the_clock_is_scored_at_its_own_clock() -> None:
     runtime.observe(AgentMeta("late", "town", clock=7.0, next_call=12.0))
     assert runtime.trust.last_call(owner_key("town", "late")) == 7.0
     assert runtime.clock_of("town") == 10.0
+
+
+@pytest.mark.parametrize("mode", [HintTrustMode.LEARNED, HintTrustMode.FULL])
+def test_an_agent_that_called_despite_no_call_ranks_by_recency_after(mode: HintTrustMode) -> None:
+    """A simulation that sends null for "not known yet" (a workflow role between instances):
+    once ``role`` called while its prediction said no call, its later nulls rank it as an
+    unhinted agent (by recency), not below everything as ``other``'s still do. With full trust
+    every null keeps its word."""
+    runtime = ScaleSimRuntime(RuntimeConfig(hint_trust=mode))
+    runtime.predict("flow", {"role": None, "other": None})
+    runtime.observe(AgentMeta("role", "flow", clock=5.0))  # came despite "no call"
+    runtime.predict("flow", {"role": None})
+    role, other = owner_key("flow", "role"), owner_key("flow", "other")
+    unhinted = owner_key("flow", "new")
+    learned = mode is HintTrustMode.LEARNED
+    role_rank, other_rank = runtime.rank_key([role], 0.0), runtime.rank_key([other], 0.0)
+    assert role_rank.known == (runtime.rank_key([unhinted], 0.0).known if learned else NOBODY)
+    assert other_rank.known == NOBODY
+    assert (role_rank > other_rank) is learned
 
 
 def test_a_client_without_clock_keeps_full_trust() -> None:
