@@ -138,6 +138,7 @@ class Churn:
         self._personas: list[list[int]] = []  # by namespace index
         self._prompts: dict[int, list[int]] = {}  # live agents' latest prompt
         self._owner = ""
+        self._path = array("q")  # the prompt being inserted
         self.hit_tokens = self.prompt_tokens = 0
 
     def namespace_of(self, agent: int) -> str:
@@ -175,7 +176,8 @@ class Churn:
         self._owner = self.runtime.observe(
             AgentMeta(f"a{agent}", self.namespace_of(agent), step, next_call)
         )
-        admission = self.tier.admit(array("q", prompt), 0)
+        self._path = array("q", prompt)
+        admission = self.tier.admit(self._path, 0)
         if admission is not None:
             self.hit_tokens += admission.gpu_hit
             self.tier.release(admission)
@@ -211,8 +213,9 @@ class Churn:
         return list(range(start, self._next_token))
 
     def _record(self, leaf: Any, end_tokens: int, call_index: int) -> None:
-        """The live server's checkpoint hook: the request's agent owns the inserted path."""
-        self.runtime.record_path(leaf, self._owner, end_tokens=end_tokens, stable_tokens=end_tokens)
+        """The live server's checkpoint hook: the request's agent owns the inserted path (but
+        the tail its previous one left unreused)."""
+        self.runtime.record_path(leaf, self._owner, tokens=self._path[:end_tokens])
 
     def _agents_with_path(self, agents_seen: int) -> int:
         """Agents whose simulation's persona (every prompt's first node) is in the tree."""

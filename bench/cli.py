@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalesim.runtime import QueueOrder
+from scalesim.runtime import PrefixOwnership, QueueOrder
 
 from . import adapter_sweep
 from .costmodel import CostModel, load_cost_model
@@ -105,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
             help="order ScaleSim admits ready calls in (lag: oldest step first; others: arrival)",
         )
         cmd.add_argument(
+            "--prefix-ownership",
+            choices=[choice.value for choice in PrefixOwnership],
+            default=PrefixOwnership.LEARNED.value,
+            help="how much of its prompt a ScaleSim agent owns (learned: all but the tail its "
+            "previous prompt left unreused; whole: every token)",
+        )
+        cmd.add_argument(
             "--token-scale",
             type=int,
             default=defaults.token_scale,
@@ -135,6 +142,7 @@ def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
         lora_slots=args.lora_slots,
         mode=Mode(args.mode),
         queue_order=QueueOrder(args.queue_order),
+        prefix_ownership=PrefixOwnership(args.prefix_ownership),
         token_scale=args.token_scale,
         overdue_grace_steps=args.overdue_grace,
         cost=cost,
@@ -161,6 +169,7 @@ def _meta(trace: Trace, args: argparse.Namespace, wall_s: dict[str, float]) -> d
             "lora_slots": args.lora_slots,
             "mode": args.mode,
             "queue_order": args.queue_order,
+            "prefix_ownership": args.prefix_ownership,
             "evict_headroom": _config(args, 1.0).evict_headroom,
             "infinite": "memory ratio infinity (never evicts); run once per sweep",
             "token_scale": args.token_scale,

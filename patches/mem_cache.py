@@ -25,6 +25,7 @@ from sglang.srt.mem_cache.utils import _EVICTION_POLICY_FACTORIES
 
 from scalesim.sglang.eviction import ScaleSimStrategy, runtime_of
 from scalesim.sglang.guard import guarded
+from scalesim.sglang.tree import path_tokens
 
 #: The value of ``--radix-eviction-policy`` that selects ScaleSim's strategy.
 POLICY_NAME = "scalesim"
@@ -79,14 +80,16 @@ def after_unregister_node(result: Any, core: Any, node: Any) -> None:
 @guarded("checkpoint_into_tree")
 def after_checkpoint_into_tree(result: Any, cache: Any, req: Any, **kwargs: Any) -> None:
     """AFTER ``UnifiedRadixCache.checkpoint_into_tree``: the inserted path (ending at
-    ``req.last_node``) is the one the request's agent will reuse."""
+    ``req.last_node``; its tokens lead ``Req.full_untruncated_fill_ids``) is the one the
+    request's agent will reuse, but for the tail its previous path left unreused."""
     owner: str | None = getattr(req, "scalesim_owner", None)
     runtime = runtime_of(cache)
     if owner is None or runtime is None:
         return
     end = cache.resolve_node_handle(req.last_node)
     if end is not None and getattr(end, "parent", None) is not None:
-        runtime.owners.record_path(end, owner)
+        tokens = req.full_untruncated_fill_ids[: path_tokens(end)]
+        runtime.record_path(end, owner, tokens=tokens, request=str(req.rid))
 
 
 @guarded("evict")

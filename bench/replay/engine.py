@@ -72,6 +72,7 @@ class PolicyRun:
             Prefetcher(
                 book,
                 runtime=self.ranking.runtime,
+                owned=self.ranking.owned,
                 tiers=(self.radix, self.host),
                 cost=self.cost,
             )
@@ -157,7 +158,7 @@ class PolicyRun:
         gpu_real = self.book.real_tokens(index, gpu_hit)
         host_real = self.book.real_tokens(index, gpu_hit + host_hit) - gpu_real
         recomputed = total - gpu_real - host_real
-        self.host.write_through(prompt, agent=self.book.calls[index].agent, now=self._tick())
+        self.host.write_through(prompt, now=self._tick(), owner=self._owner(index))
         h2d = host_real * self.cost.kv_bytes_per_token
         counters = self.counters
         counters.prompt_tokens += total
@@ -166,6 +167,13 @@ class PolicyRun:
         counters.recomputed_tokens += recomputed
         counters.h2d_bytes += h2d
         return self.cost.prefill_s(recomputed) + self.cost.h2d_s(h2d)
+
+    def _owner(self, index: int) -> tuple[str, int] | None:
+        """(agent, replay tokens it owns) of call ``index`` for ScaleSim, which ranks by owners."""
+        if not isinstance(self.ranking, ScaleSimRanking):
+            return None
+        agent = self.book.calls[index].agent
+        return agent, self.ranking.owned[agent]
 
     def _finish(self, item: _Running) -> None:
         self.radix.release(item.admission)

@@ -8,8 +8,9 @@ through; when the tier is full the policy's ranking picks victims, lowest first.
 
 Ownership follows the runtime's rule, through the runtime's own :class:`NodeOwners` (chains
 form a prefix tree: a chain's parent is the chain one segment shorter): an agent owns the
-chains of its latest prompt's stable prefix only, so chains of prompts it will never send
-again lose it as owner instead of accumulating owners forever.
+chains of the part of its latest prompt the runtime made it own on the device tree, so
+chains of prompts it will never send again lose it as owner instead of accumulating owners
+forever.
 
 Invariants: ``used_tokens <= capacity_tokens`` after every call; a call's host hit is
 the run of host-resident chains that starts where its GPU hit ends.
@@ -68,13 +69,16 @@ class HostTier:
             covered = end
         return covered - gpu_hit
 
-    def write_through(self, prompt: Prompt, *, agent: str, now: float) -> None:
+    def write_through(
+        self, prompt: Prompt, *, now: float, owner: tuple[str, int] | None = None
+    ) -> None:
         """Back up (or refresh) every chain of ``prompt``, then trim to capacity.
 
-        The agent owns the chains of its stable prefix (``Prompt.stable_end``), not the
-        last segment's, as in the device tree (``ScaleSimRanking.on_insert``).
+        ``owner`` (agent, tokens it owns) makes the agent own the chains whose midpoint is not
+        past that many tokens, as ``stable_node`` does on the device tree; None records no
+        owner (rankings that ignore owners).
         """
-        start, node, stable = 0, _ROOT, None
+        start, node, owned = 0, _ROOT, None
         for chain, end in zip(prompt.chains, prompt.ends, strict=True):
             entry = self._entries.get(chain)
             if entry is None:
@@ -82,11 +86,14 @@ class HostTier:
                 self.used_tokens += entry.n_tokens
             entry.last_use = now
             node = entry.node
-            if end <= prompt.stable_end:
-                stable = node
+            if owner is not None and start + end <= 2 * owner[1]:  # midpoint not past the cut
+                owned = node
             start = end
-        if stable is not None:
-            self._owners.record_path(stable, agent)
+        if owner is not None:
+            if owned is None:
+                self._owners.drop([owner[0]])
+            else:
+                self._owners.record_path(owned, owner[0])
         self._trim()
 
     def _trim(self) -> None:

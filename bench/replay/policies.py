@@ -110,6 +110,7 @@ class ScaleSimRanking:
         self.adapters = AdapterSlots(self.runtime)
         self._hints = sorted(hints, key=lambda hint: hint.step)
         self._next_hint = 0
+        self.owned: dict[str, int] = {}  # agent -> replay tokens it owns of its latest prompt
 
     def tree_strategy(self) -> EvictionStrategy:
         return ScaleSimStrategy(self.runtime)
@@ -151,17 +152,11 @@ class ScaleSimRanking:
         return [waiting[position] for position in order]
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
-        """The call's agent owns the prompt's stable prefix, not its last segment.
-
-        The simulation builds its prompts, so it knows the last segment (this step's
-        observation or message) is not part of what the agent's next call reuses; nodes
-        wholly inside it stay ownerless and go first, LRU among themselves.
-        """
-        self.runtime.record_path(
-            leaf,
-            owner_of(self.book.calls[call_index].agent),
-            end_tokens=end,
-            stable_tokens=self.book.prompts[call_index].stable_end,
+        """The call's agent owns its prompt as the live checkpoint hook makes it: all but the
+        tail its previous prompt left unreused (the runtime learns it from the tokens)."""
+        agent = self.book.calls[call_index].agent
+        self.owned[agent] = self.runtime.record_path(
+            leaf, owner_of(agent), tokens=self.book.prompts[call_index].tokens
         )
 
     def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:

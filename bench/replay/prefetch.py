@@ -7,9 +7,9 @@ owners due within its prefetch window (``due_owners``) and its core planner choo
 fetch within the step's host-to-device byte budget and under its guard (``plan_prefetch``):
 room is made only by evicting device branches (a leaf and the single-child ancestors it frees)
 whose nearest owner calls strictly later than the fetched prefix's. This module only sizes the
-candidates in replay terms (which prefix of the agent's last prompt is on the host and not on
-the device, and its bytes); the tree then evicts that many tokens with the same ScaleSim
-ranking, so it takes the same (farthest) leaves first.
+candidates in replay terms (which part of the agent's last prompt that it owns, ``owned``, is
+on the host and not on the device, and its bytes); the tree then evicts that many tokens with
+the same ScaleSim ranking, so it takes the same (farthest) leaves first.
 
 Invariants: a prefetch never evicts from the device anything the planner did not clear;
 bytes moved are counted once, in real tokens.
@@ -17,6 +17,7 @@ bytes moved are counted once, in real tokens.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scalesim.memory.resource import Resource, Tier
@@ -53,15 +54,18 @@ class Prefetcher:
         book: PromptBook,
         *,
         runtime: ScaleSimRuntime,
+        owned: Mapping[str, int],
         tiers: tuple[RadixTier, HostTier],
         cost: CostModel,
     ) -> None:
         self.book, self.runtime, self.cost = book, runtime, cost
         self.radix, self.host = tiers
+        self.owned = owned
         self._last_call: dict[str, int] = {}  # agent -> index of its latest admitted call
 
     def record_call(self, agent: str, call_index: int) -> None:
-        """``agent``'s call ``call_index`` was admitted: its prompt is what the next one reuses."""
+        """``agent``'s call ``call_index`` was admitted: the part of its prompt the agent owns
+        (``owned``) is what the next one is expected to reuse."""
         self._last_call[agent] = call_index
 
     def plan(self, *, budget_bytes: int) -> list[Fetch]:
@@ -96,7 +100,7 @@ class Prefetcher:
         return self.radix.match(item.prompt.tokens[: item.end])
 
     def _candidates(self) -> dict[str, _Candidate]:
-        """Due owners whose stable prefix is partly on the host only, by owner key.
+        """Due owners whose owned prefix is partly on the host only, by owner key.
 
         Matching marks device nodes used, so owners are visited in key order (not in the
         runtime's nearest-first order): the tree's recency stays independent of ties in eta.
@@ -108,7 +112,7 @@ class Prefetcher:
             if index is None:
                 continue
             prompt = self.book.prompts[index]
-            stable = prompt.stable_end
+            stable = self.owned[agent]
             gpu = self.radix.match(prompt.tokens[:stable])
             host = self.host.hit(prompt, gpu) if gpu < stable else 0
             if min(stable, gpu + host) > gpu:

@@ -32,12 +32,6 @@ class Prompt:
     ends: tuple[int, ...]  # replay-token end of each segment
     real_lens: tuple[int, ...]  # real tokens of each segment
 
-    @property
-    def stable_end(self) -> int:
-        """Replay-token end of the prefix the agent's next call reuses: all but the last
-        segment (this call's own observation), or the whole of a one-segment prompt."""
-        return self.ends[-2] if len(self.ends) > 1 else self.ends[-1]
-
 
 class PromptBook:
     """Prompts, chains and the future uses of chains and agents for one trace."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from scalesim.runtime import HintTrustMode, QueueOrder, RuntimeConfig
+from scalesim.runtime import HintTrustMode, PrefixOwnership, QueueOrder, RuntimeConfig
 
 from ..costmodel import CostModel
 
@@ -45,6 +45,9 @@ class ReplayConfig:
         hint_trust: how far ScaleSim trusts the trace's hints (``RuntimeConfig.hint_trust``).
         queue_order: the order ScaleSim admits ready calls in (``RuntimeConfig.queue_order``;
             every other policy admits in arrival order, as stock SGLang's FCFS).
+        prefix_ownership: how much of its prompt a ScaleSim agent owns
+            (``RuntimeConfig.prefix_ownership``), learned at one replay token (``token_scale``
+            real tokens, the live default's 16) per compared run.
     """
 
     memory_ratio: float
@@ -59,6 +62,7 @@ class ReplayConfig:
     cost: CostModel = field(default_factory=CostModel)
     hint_trust: HintTrustMode = HintTrustMode.LEARNED
     queue_order: QueueOrder = QueueOrder.ARRIVAL
+    prefix_ownership: PrefixOwnership = PrefixOwnership.LEARNED
 
     def runtime_config(self) -> RuntimeConfig:
         """The ScaleSim runtime's settings for this replay (time unit: trace steps)."""
@@ -67,6 +71,8 @@ class ReplayConfig:
             prefetch_window=self.prefetch_window_steps,
             hint_trust=self.hint_trust,
             queue_order=self.queue_order,
+            prefix_ownership=self.prefix_ownership,
+            reuse_chunk_tokens=1,
         )
 
 

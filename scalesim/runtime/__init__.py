@@ -3,7 +3,7 @@
 Standard library plus the core (``scalesim.distance``, ``scalesim.memory``): no torch, no sglang.
 """
 
-from .config import HintTrustMode, QueueOrder, RuntimeConfig
+from .config import HintTrustMode, PrefixOwnership, QueueOrder, RuntimeConfig
 from .contract import (
     DEFAULT_NAMESPACE,
     MAX_BODY_BYTES,
@@ -40,6 +40,7 @@ __all__ = [
     "HintTrustMode",
     "NamespaceState",
     "NodeOwners",
+    "PrefixOwnership",
     "QueueOrder",
     "QueuedCall",
     "RuntimeConfig",

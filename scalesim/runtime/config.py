@@ -33,6 +33,13 @@ class QueueOrder(str, enum.Enum):
     LAG = "lag"  # the call furthest behind its simulation's clock first (queue.py)
 
 
+class PrefixOwnership(str, enum.Enum):
+    """How much of an inserted path its agent owns (ranks by the agent's distance)."""
+
+    LEARNED = "learned"  # all but the tail its last call left unreused (reuse.py)
+    WHOLE = "whole"  # every token (comparisons)
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Keys of ``--radix-eviction-policy-config`` (JSON name = field name).
@@ -58,6 +65,12 @@ class RuntimeConfig:
       waiting queue after its own policy so that the call whose ``clock`` lags its namespace's
       clock most goes first (equal lags keep SGLang's order): in an out-of-order simulation the
       oldest calls hold the others' window back.
+    - ``prefix_ownership`` (``"learned"`` or ``"whole"``, default ``"learned"``): ``learned``
+      makes an agent own its inserted path except the tail its previous path left unreused
+      by the next call (an observation, a post read, a rewritten memory), so that tail ranks as
+      nobody's; ``whole`` owns every token.
+    - ``reuse_chunk_tokens`` (int >= 1, default 16): token run compared at once when learning
+      that tail (the learned reuse is exact to this many tokens, rounded down).
     """
 
     horizon: float | None = None
@@ -68,9 +81,15 @@ class RuntimeConfig:
     hint_trust: HintTrustMode = HintTrustMode.LEARNED
     max_idle_agents: int = 100_000
     queue_order: QueueOrder = QueueOrder.ARRIVAL
+    prefix_ownership: PrefixOwnership = PrefixOwnership.LEARNED
+    reuse_chunk_tokens: int = 16
 
     def __post_init__(self) -> None:
-        for name, choice_type in (("hint_trust", HintTrustMode), ("queue_order", QueueOrder)):
+        for name, choice_type in (
+            ("hint_trust", HintTrustMode),
+            ("queue_order", QueueOrder),
+            ("prefix_ownership", PrefixOwnership),
+        ):
             choice = parse_choice(choice_type, getattr(self, name), key=name)
             object.__setattr__(self, name, choice)
         for name in ("horizon", "overdue_grace"):
@@ -85,6 +104,9 @@ class RuntimeConfig:
         cap = self.max_idle_agents
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
             raise ConfigError(f"max_idle_agents must be an int >= 0, got {cap!r}")
+        chunk = self.reuse_chunk_tokens
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ConfigError(f"reuse_chunk_tokens must be an int >= 1, got {chunk!r}")
         budget = self.prefetch_budget_tokens
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ConfigError(f"prefetch_budget_tokens must be an int >= 0, got {budget!r}")

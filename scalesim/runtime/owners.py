@@ -38,16 +38,18 @@ _NOBODY: frozenset[str] = frozenset()
 
 
 def stable_node(leaf: TreeNode, *, end_tokens: int, stable_tokens: int) -> TreeNode | None:
-    """The deepest node on ``leaf``'s path that holds tokens before ``stable_tokens``.
+    """The deepest node on ``leaf``'s path with at least half its tokens before
+    ``stable_tokens``.
 
-    ``end_tokens`` is the path length at ``leaf``. Nodes wholly inside the unstable tail (this
-    call's own observation, which the next call will not repeat) are left unowned; None when the
-    whole path is tail.
+    ``end_tokens`` is the path length at ``leaf``. Nodes mostly inside the tail (what the next
+    call is not expected to repeat: this call's observation) are left unowned; None when the
+    whole path is tail. The cut is an estimate (the last tail's length) and nodes are whole
+    segments, so a node goes to whichever side of the cut holds most of it.
     """
     node: TreeNode | None = leaf
     while node is not None and node.parent is not None:
         size = len(node.key) if node.key is not None else 0
-        if end_tokens - size < stable_tokens:
+        if 2 * end_tokens - size <= 2 * stable_tokens:  # its midpoint is not past the cut
             return node
         end_tokens -= size
         node = node.parent

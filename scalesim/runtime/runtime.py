@@ -35,9 +35,10 @@ from scalesim.memory.plan import PrefetchPlan
 from scalesim.memory.planner import MemoryPlanner
 from scalesim.memory.resource import Resource
 
-from .config import HintTrustMode, RuntimeConfig
+from .config import HintTrustMode, PrefixOwnership, RuntimeConfig
 from .contract import AgentMeta, ContractError, DistanceUpdate, owner_key, split_owner
 from .owners import NodeOwners, TreeNode, stable_node
+from .reuse import ReuseTails
 from .trust import HintTrust
 
 
@@ -102,6 +103,7 @@ class ScaleSimRuntime:
         )
         self.owners = NodeOwners()
         self.trust = HintTrust()
+        self.reuse = ReuseTails(self.config.reuse_chunk_tokens)
         self.counters = RuntimeCounters()
         self._namespaces: dict[str, Namespace] = {}
         self._planner = MemoryPlanner(self)
@@ -209,21 +211,34 @@ class ScaleSimRuntime:
         dropped = self.table.forget(agents, now=state.clock)
         owners = self.owners.drop(self.owners.owners_with_prefix(prefix))
         self.trust.drop_namespace(namespace, prefix=prefix)
+        self.reuse.forget([owner for owner in self.reuse.agents() if owner.startswith(prefix)])
         return DropResult(namespace, dropped, owners)
 
     def record_path(
-        self, end: TreeNode | None, owner: str, *, end_tokens: int, stable_tokens: int
-    ) -> None:
-        """``owner`` inserted a path ending at ``end``; it owns the part before ``stable_tokens``.
+        self,
+        end: TreeNode | None,
+        owner: str,
+        *,
+        tokens: Sequence[int],
+        request: str | None = None,
+    ) -> int:
+        """``owner``'s request ``request`` inserted the path ``tokens`` ending at ``end``; the
+        owner's next call is expected to reuse all of it but the tail its last call left
+        unreused (:class:`ReuseTails`; ``prefix_ownership: whole`` owns every token).
 
-        The live server owns the whole inserted path; the replay, knowing which trailing
-        segment the next call will not repeat, passes its stable prefix length.
+        Returns the length owned; 0 drops the owner's path (its next call reuses nothing).
         """
+        owned = self.reuse.record(owner, tokens, request=request)
+        if self.config.prefix_ownership is PrefixOwnership.WHOLE:
+            owned = len(tokens)
         if end is None:
-            return
-        node = stable_node(end, end_tokens=end_tokens, stable_tokens=stable_tokens)
-        if node is not None:
+            return owned
+        node = stable_node(end, end_tokens=len(tokens), stable_tokens=owned)
+        if node is None:
+            self.owners.drop([owner])
+        else:
             self.owners.record_path(node, owner)
+        return owned
 
     # ---- decisions ----------------------------------------------------------------------
     def rank_key(
@@ -343,13 +358,12 @@ class ScaleSimRuntime:
         forget stale entries, then the longest-idle agents, down to 90% of it (so the scan
         runs once per many arrivals)."""
         cap = self.config.max_idle_agents
-        known = max(len(self.table), len(self.trust))
+        known = max(len(self.table), len(self.trust), len(self.reuse))
         if known - self.owners.n_owners <= cap:
             return
+        heard = set(self.table.agents()) | set(self.trust.agents()) | set(self.reuse.agents())
         idle = [
-            (self._last_seen(owner), owner)
-            for owner in set(self.table.agents()) | set(self.trust.agents())
-            if self.owners.end_of(owner) is None
+            (self._last_seen(owner), owner) for owner in heard if self.owners.end_of(owner) is None
         ]
         excess = len(idle) - int(cap * 0.9)
         if excess <= 0:
@@ -357,6 +371,7 @@ class ScaleSimRuntime:
         dropped = [owner for _, owner in sorted(idle)[:excess]]
         self.table.forget(dropped, now=0.0)
         self.trust.forget(dropped)
+        self.reuse.forget(dropped)
         for state in self._namespaces.values():  # idle namespaces too: nothing else compacts them
             self._rebuild_due(state)
 

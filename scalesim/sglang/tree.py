@@ -1,7 +1,8 @@
-"""Reading SGLang's radix tree for ScaleSim's decisions: what evicting a device leaf frees.
+"""Reading SGLang's radix tree for ScaleSim's decisions: what evicting a device leaf frees, how
+long a path is.
 
 Who calls it: the live prefetcher (``scalesim.sglang.prefetch``) and the trace replay, which
-both run SGLang's ``UnifiedRadixCache`` with the Python tree core.
+both run SGLang's ``UnifiedRadixCache`` with the Python tree core; the checkpoint hook.
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ def _frees_with_child(node: Any) -> bool:
     on_device = [child for child in node.children.values() if not child.evicted]
     data = node.component_data[ComponentType.FULL]
     return len(on_device) == 1 and data.lock_ref == 0 and data.value is not None
+
+
+def path_tokens(node: Any) -> int:
+    """Tokens on the path from the root to the end of ``node``."""
+    size = 0
+    while node is not None and node.parent is not None:
+        size += len(node.key)
+        node = node.parent
+    return size

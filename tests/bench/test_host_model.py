@@ -27,10 +27,10 @@ def test_a_chain_of_a_prompt_the_agent_will_not_send_again_leaves_first() -> Non
     written = 8 + 8 + 2 + 8 + 8 + 2 + 8 + 2  # a1, b1, then a2's new memory and observation
     host = HostTier(written - 2, ranking=ranking)  # one 2-token chain too many at the end
     ranking.advance(0.0)
-    host.write_through(book.prompts[0], agent="a", now=1.0)
-    host.write_through(book.prompts[1], agent="b", now=2.0)
+    host.write_through(book.prompts[0], now=1.0, owner=("a", 16))
+    host.write_through(book.prompts[1], now=2.0, owner=("b", 16))
     ranking.advance(1.0)
-    host.write_through(book.prompts[2], agent="a", now=3.0)
+    host.write_through(book.prompts[2], now=3.0, owner=("a", 16))
     old_memory, b_memory = book.prompts[0].chains[1], book.prompts[1].chains[1]
     assert old_memory not in host
     assert all(chain in host for chain in book.prompts[1].chains[:2])
@@ -48,7 +48,7 @@ def test_before_any_hint_the_host_drops_nobodys_chains_before_agents_prefixes() 
     book = PromptBook(Trace(TraceHeader("first-step", 2, 10), tuple(calls)), token_scale=1)
     ranking = ScaleSimRanking(book, ())  # no hints at all
     host = HostTier(2 * (8 + 8 + 6) - 2, ranking=ranking)  # trims to 90%: 12 tokens must go
-    host.write_through(book.prompts[0], agent="a", now=1.0)
-    host.write_through(book.prompts[1], agent="b", now=2.0)
+    host.write_through(book.prompts[0], now=1.0, owner=("a", 16))
+    host.write_through(book.prompts[1], now=2.0, owner=("b", 16))
     assert book.prompts[0].chains[2] not in host and book.prompts[1].chains[2] not in host
     assert all(chain in host for prompt in book.prompts[:2] for chain in prompt.chains[:2])

@@ -31,8 +31,10 @@ def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]
         admission = radix.admit(book.prompts[index].tokens, index)
         assert admission is not None
         radix.release(admission)
-        host.write_through(book.prompts[index], agent=call.agent, now=float(index))
-    prefetcher = Prefetcher(book, runtime=runtime, tiers=(radix, host), cost=CostModel())
+        host.write_through(book.prompts[index], now=float(index), owner=(call.agent, 8))
+    prefetcher = Prefetcher(
+        book, runtime=runtime, owned={"a": 8, "b": 8}, tiers=(radix, host), cost=CostModel()
+    )
     prefetcher.record_call("a", 0)
     prefetcher.record_call("b", 1)
     ranking.advance(1.0)  # applies both step-0 hints

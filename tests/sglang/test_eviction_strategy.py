@@ -41,7 +41,7 @@ class Harness:
 
     def _record(self, leaf: Any, end: int, call_index: int) -> None:
         agent = owner(self.agents[call_index])
-        self.runtime.record_path(leaf, agent, end_tokens=end, stable_tokens=end)
+        self.runtime.owners.record_path(leaf, agent)
 
     def insert(self, agent: str, tokens: list[int], *, keep_locked: bool = False) -> Admission:
         self.agents.append(agent)

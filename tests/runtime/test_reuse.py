@@ -1,0 +1,127 @@
+"""Learned prefix ownership: an agent owns its path but the tail its last call left unreused."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from runtime_tree import Tree
+
+from scalesim.runtime import PrefixOwnership, RuntimeConfig, ScaleSimRuntime
+from scalesim.runtime.reuse import ReuseTails
+
+PERSONA = tuple(range(100, 132))  # 32 tokens every prompt of the agent repeats
+
+
+def _obs(start: int, size: int = 8) -> tuple[int, ...]:
+    return tuple(range(start, start + size))
+
+
+def test_first_path_is_owned_whole() -> None:
+    tails = ReuseTails(chunk=1)
+    assert tails.record("ns|a", PERSONA + _obs(1)) == 40
+
+
+def test_the_tail_the_next_call_did_not_repeat_is_left_unowned() -> None:
+    tails = ReuseTails(chunk=1)
+    tails.record("ns|a", PERSONA + _obs(1))
+    assert tails.record("ns|a", PERSONA + _obs(20, 12)) == 44 - 8
+    assert tails.tail("ns|a") == 8
+
+
+def test_a_prompt_that_extends_the_last_one_owns_everything() -> None:
+    """A growing memory: the next prompt repeats the whole previous path."""
+    tails = ReuseTails(chunk=1)
+    first = PERSONA + _obs(1)
+    tails.record("ns|a", first)
+    assert tails.record("ns|a", first + _obs(50)) == 48
+
+
+def test_chunks_round_the_reused_length_down() -> None:
+    tails = ReuseTails(chunk=16)
+    tails.record("ns|a", PERSONA + _obs(1))  # 40 tokens: two whole chunks hashed
+    assert tails.record("ns|a", PERSONA + _obs(60)) == 40 - 8
+    tails.record("ns|b", PERSONA[:20] + _obs(1))  # diverges inside the second chunk
+    assert tails.record("ns|b", PERSONA + _obs(60)) == 40 - (28 - 16)
+
+
+def test_a_request_recorded_twice_is_compared_with_the_previous_request_only() -> None:
+    """Chunked prefill checkpoints one request several times; the second checkpoint must not
+    count as a next call that reused the whole first one."""
+    tails = ReuseTails(chunk=1)
+    tails.record("ns|a", PERSONA + _obs(1), request="r1")
+    tails.record("ns|a", PERSONA[:16], request="r2")  # r2's first chunk
+    assert tails.record("ns|a", PERSONA + _obs(30), request="r2") == 32
+    assert tails.tail("ns|a") == 8
+
+
+def test_runtime_owns_the_learned_prefix_and_drops_the_tail() -> None:
+    runtime = ScaleSimRuntime(RuntimeConfig(reuse_chunk_tokens=1))
+    tree = Tree(runtime)
+    first = PERSONA + _obs(1)
+    runtime.record_path(tree.insert(first), "ns|a", tokens=first)
+    second = PERSONA + _obs(20)
+    end = tree.insert(second)
+    assert runtime.record_path(end, "ns|a", tokens=second) == 32
+    persona = end.parent
+    assert persona is not None and persona.key == PERSONA
+    assert set(runtime.owners.of(persona)) == {"ns|a"}
+    assert set(runtime.owners.of(end)) == set()
+    assert runtime.owners.end_of("ns|a") is persona
+
+
+def test_whole_ownership_keeps_the_tail() -> None:
+    config = RuntimeConfig(reuse_chunk_tokens=1, prefix_ownership=PrefixOwnership.WHOLE)
+    runtime = ScaleSimRuntime(config)
+    tree = Tree(runtime)
+    for start in (1, 20):
+        path = PERSONA + _obs(start)
+        end = tree.insert(path)
+        assert runtime.record_path(end, "ns|a", tokens=path) == 40
+    assert set(runtime.owners.of(end)) == {"ns|a"}
+
+
+def test_a_path_sharing_nothing_with_the_last_drops_the_owner() -> None:
+    runtime = ScaleSimRuntime(RuntimeConfig(reuse_chunk_tokens=1))
+    tree = Tree(runtime)
+    for path in (_obs(1), _obs(200), _obs(400)):
+        end = tree.insert(path)
+        runtime.record_path(end, "ns|a", tokens=path)
+    assert runtime.owners.end_of("ns|a") is None
+    assert set(runtime.owners.of(end)) == set()
+
+
+def test_dropping_a_namespace_forgets_its_reuse_records() -> None:
+    runtime = ScaleSimRuntime(RuntimeConfig(reuse_chunk_tokens=1))
+    tree = Tree(runtime)
+    runtime.advance("ns", 1.0)
+    path = PERSONA + _obs(1)
+    runtime.record_path(tree.insert(path), "ns|a", tokens=path)
+    runtime.drop_namespace("ns")
+    assert len(runtime.reuse) == 0
+
+
+_paths = st.lists(
+    st.lists(st.integers(0, 3), min_size=1, max_size=24).map(tuple), min_size=1, max_size=8
+)
+
+
+@given(_paths, st.integers(1, 5))
+def test_owned_length_is_the_path_minus_the_last_unrepeated_tail(
+    paths: list[tuple[int, ...]], chunk: int
+) -> None:
+    """Property: the owned length never exceeds the path, and equals it minus what the last
+    path left unrepeated, counted to whole chunks (rounded against ownership)."""
+    tails = ReuseTails(chunk=chunk)
+    previous: tuple[int, ...] | None = None
+    for path in paths:
+        owned = tails.record("ns|a", path)
+        assert 0 <= owned <= len(path)
+        if previous is None:
+            assert owned == len(path)
+        else:
+            common = 0
+            while common < min(len(path), len(previous)) and path[common] == previous[common]:
+                common += 1
+            reused = common // chunk * chunk
+            assert owned == max(0, len(path) - (len(previous) - reused))
+        previous = path
