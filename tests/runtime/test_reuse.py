@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from runtime_tree import Tree
 
+from scalesim.config import ConfigError
 from scalesim.runtime import PrefixOwnership, RuntimeConfig, ScaleSimRuntime
 from scalesim.runtime.reuse import ReuseTails
 
@@ -69,6 +71,23 @@ def test_runtime_owns_the_learned_prefix_and_drops_the_tail() -> None:
     assert runtime.owners.end_of("ns|a") is persona
 
 
+@pytest.mark.parametrize("new_obs", [4, 12])
+def test_a_node_goes_to_the_side_of_the_cut_holding_most_of_it(new_obs: int) -> None:
+    """The cut is the last tail's length (8) from the end, so a longer observation puts it
+    inside the observation and a shorter one inside the persona: the observation stays
+    nobody's and the persona its agent's either way."""
+    runtime = ScaleSimRuntime(RuntimeConfig(reuse_chunk_tokens=1))
+    tree = Tree(runtime)
+    first = PERSONA + _obs(1)
+    runtime.record_path(tree.insert(first), "ns|a", tokens=first)
+    second = PERSONA + _obs(20, new_obs)
+    end = tree.insert(second)
+    assert runtime.record_path(end, "ns|a", tokens=second) == 32 + new_obs - 8
+    assert end.parent is not None and end.parent.key == PERSONA
+    assert set(runtime.owners.of(end)) == set()
+    assert set(runtime.owners.of(end.parent)) == {"ns|a"}
+
+
 def test_whole_ownership_keeps_the_tail() -> None:
     config = RuntimeConfig(reuse_chunk_tokens=1, prefix_ownership=PrefixOwnership.WHOLE)
     runtime = ScaleSimRuntime(config)
@@ -98,6 +117,20 @@ def test_dropping_a_namespace_forgets_its_reuse_records() -> None:
     runtime.record_path(tree.insert(path), "ns|a", tokens=path)
     runtime.drop_namespace("ns")
     assert len(runtime.reuse) == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"prefix_ownership": "half"}, "prefix_ownership"),
+        ({"reuse_chunk_tokens": 0}, "reuse_chunk_tokens"),
+        ({"reuse_chunk_tokens": True}, "reuse_chunk_tokens"),
+        ({"reuse_chunk_tokens": "16"}, "reuse_chunk_tokens"),
+    ],
+)
+def test_bad_ownership_settings_are_rejected(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RuntimeConfig.from_mapping(values)
 
 
 _paths = st.lists(
