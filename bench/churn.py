@@ -214,7 +214,7 @@ class Churn:
 
     def _record(self, leaf: Any, end_tokens: int, call_index: int) -> None:
         """The live server's checkpoint hook: the request's agent owns the inserted path (but
-        the tail its previous one left unreused)."""
+        the tail its next call is not expected to repeat)."""
         self.runtime.record_path(leaf, self._owner, tokens=self._path[:end_tokens])
 
     def _agents_with_path(self, agents_seen: int) -> int:

@@ -81,7 +81,7 @@ def after_unregister_node(result: Any, core: Any, node: Any) -> None:
 def after_checkpoint_into_tree(result: Any, cache: Any, req: Any, **kwargs: Any) -> None:
     """AFTER ``UnifiedRadixCache.checkpoint_into_tree``: the inserted path (ending at
     ``req.last_node``; its tokens lead ``Req.full_untruncated_fill_ids``) is the one the
-    request's agent will reuse, but for the tail its previous path left unreused."""
+    request's agent will reuse, up to what its next call is expected to repeat."""
     owner: str | None = getattr(req, "scalesim_owner", None)
     runtime = runtime_of(cache)
     if owner is None or runtime is None:

@@ -153,7 +153,7 @@ class ScaleSimRanking:
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         """The call's agent owns its prompt as the live checkpoint hook makes it: all but the
-        tail its previous prompt left unreused (the runtime learns it from the tokens)."""
+        tail its next call is not expected to repeat (the runtime learns it from the tokens)."""
         agent = self.book.calls[call_index].agent
         self.owned[agent] = self.runtime.record_path(
             leaf, owner_of(agent), tokens=self.book.prompts[call_index].tokens

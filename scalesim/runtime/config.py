@@ -36,7 +36,7 @@ class QueueOrder(str, enum.Enum):
 class PrefixOwnership(str, enum.Enum):
     """How much of an inserted path its agent owns (ranks by the agent's distance)."""
 
-    LEARNED = "learned"  # all but the tail its last call left unreused (reuse.py)
+    LEARNED = "learned"  # what its next call is expected to repeat (reuse.py)
     WHOLE = "whole"  # every token (comparisons)
 
 
@@ -66,11 +66,12 @@ class RuntimeConfig:
       clock most goes first (equal lags keep SGLang's order): in an out-of-order simulation the
       oldest calls hold the others' window back.
     - ``prefix_ownership`` (``"learned"`` or ``"whole"``, default ``"learned"``): ``learned``
-      makes an agent own its inserted path except the tail its previous path left unreused
-      by the next call (an observation, a post read, a rewritten memory), so that tail ranks as
-      nobody's; ``whole`` owns every token.
-    - ``reuse_chunk_tokens`` (int >= 1, default 16): token run compared at once when learning
-      that tail (the learned reuse is exact to this many tokens, rounded down).
+      makes an agent own the part of its inserted path its next call is expected to repeat,
+      learned from how its past requests repeated their predecessors, so the tail (an
+      observation, a post read, a rewritten memory) ranks as nobody's; ``whole`` owns every
+      token.
+    - ``reuse_chunk_tokens`` (int >= 1, default 16): token run compared at once when measuring
+      that reuse (exact to this many tokens, rounded down).
     """
 
     horizon: float | None = None

@@ -1,14 +1,17 @@
-"""How much of each agent's latest path its next call will reuse, learned from its last two.
+"""How much of each agent's latest path its next call will reuse, learned from its past paths.
 
 Who calls it: the runtime, each time an agent's request inserts its path into the tree
 (:meth:`~scalesim.runtime.ScaleSimRuntime.record_path`). A simulation's prompt ends with what
 its next call will not repeat (this step's observation, the post just read, the reply; or a
 memory block it rewrites): owning that tail as "needed soon" keeps dead state in both tiers.
-The server cannot see the prompt's structure, so it compares token runs: the tail of an
-agent's previous path that its new path did not repeat is the tail expected of the new path
-too, and the agent owns the new path up to it.
+The server cannot see the prompt's structure, so it compares token runs: when a request comes,
+it measures how much of the agent's previous path the new one repeated. Two guesses for the
+new path follow: the next call repeats as much as this one did (a fixed prefix: persona and
+memory, then a tail of any length), or all but a tail as long as this one left (a growing
+prompt: the memory gains what the last call wrote). Each agent uses the guess that missed the
+actual reuse by less over its recent calls (the larger one until they differ).
 
-Paths are kept as cumulative hashes of ``chunk``-token runs (so memory is one small integer per
+Paths are kept as cumulative hashes of ``chunk``-token runs (so memory is a small integer per
 chunk per agent, and the reused length is exact to a chunk, rounded down); chunked prefill
 records the same request several times, and only a new request starts a new comparison.
 
@@ -23,6 +26,9 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+#: Decay of an agent's record of how far each guess missed, per request.
+MISS_KEEP = 0.8
+
 
 @dataclass
 class _Record:
@@ -31,11 +37,14 @@ class _Record:
     current_tokens: int = 0
     previous: array | None = None  # type: ignore[type-arg]
     previous_tokens: int = 0
-    tail: int = 0  # tokens at the end of the previous path the current one did not repeat
+    guesses: tuple[int, int] | None = None  # (fixed, growing) guesses for ``current``'s reuse
+    previous_guesses: tuple[int, int] | None = None
+    fixed_miss: float = 0.0  # decayed |guess - actual reuse| of each guess
+    growing_miss: float = 0.0
 
 
-class ReuseTails:
-    """Per agent: the path it owns, as all but the tail its last call left unreused."""
+class PathReuse:
+    """Per agent: how much of its latest path it owns (what its next call should repeat)."""
 
     def __init__(self, chunk: int) -> None:
         if chunk < 1:
@@ -55,20 +64,28 @@ class ReuseTails:
         record = self._records.get(owner)
         if record is None:
             record = self._records[owner] = _Record()
-        if request is None or request != record.request:
+        new_request = request is None or request != record.request
+        if new_request:
             if record.current_tokens:
                 record.previous, record.previous_tokens = record.current, record.current_tokens
+                record.previous_guesses = record.guesses
             record.request = request
         record.current, record.current_tokens = self._hashes(tokens), len(tokens)
-        if record.previous is not None:
-            reused = _common_chunks(record.previous, record.current) * self.chunk
-            record.tail = max(0, record.previous_tokens - min(reused, record.previous_tokens))
-        return max(0, len(tokens) - record.tail)
-
-    def tail(self, owner: str) -> int:
-        """The tail ``owner``'s next call is expected to leave (0: none learned yet)."""
-        record = self._records.get(owner)
-        return 0 if record is None else record.tail
+        if record.previous is None:
+            record.guesses = (len(tokens), len(tokens))
+            return len(tokens)
+        common = _common_chunks(record.previous, record.current) * self.chunk
+        reused = min(common, record.previous_tokens)
+        if new_request and record.previous_guesses is not None:
+            fixed, growing = record.previous_guesses
+            record.fixed_miss = record.fixed_miss * MISS_KEEP + abs(fixed - reused)
+            record.growing_miss = record.growing_miss * MISS_KEEP + abs(growing - reused)
+        tail = record.previous_tokens - reused
+        fixed, growing = min(reused, len(tokens)), max(0, len(tokens) - tail)
+        record.guesses = (fixed, growing)
+        if record.fixed_miss != record.growing_miss:
+            return fixed if record.fixed_miss < record.growing_miss else growing
+        return max(fixed, growing)
 
     def agents(self) -> Iterable[str]:
         return self._records.keys()

@@ -38,7 +38,7 @@ from scalesim.memory.resource import Resource
 from .config import HintTrustMode, PrefixOwnership, RuntimeConfig
 from .contract import AgentMeta, ContractError, DistanceUpdate, owner_key, split_owner
 from .owners import NodeOwners, TreeNode, stable_node
-from .reuse import ReuseTails
+from .reuse import PathReuse
 from .trust import HintTrust
 
 
@@ -103,7 +103,7 @@ class ScaleSimRuntime:
         )
         self.owners = NodeOwners()
         self.trust = HintTrust()
-        self.reuse = ReuseTails(self.config.reuse_chunk_tokens)
+        self.reuse = PathReuse(self.config.reuse_chunk_tokens)
         self.counters = RuntimeCounters()
         self._namespaces: dict[str, Namespace] = {}
         self._planner = MemoryPlanner(self)
@@ -223,8 +223,9 @@ class ScaleSimRuntime:
         request: str | None = None,
     ) -> int:
         """``owner``'s request ``request`` inserted the path ``tokens`` ending at ``end``; the
-        owner's next call is expected to reuse all of it but the tail its last call left
-        unreused (:class:`ReuseTails`; ``prefix_ownership: whole`` owns every token).
+        owner owns the part its next call is expected to repeat, learned from how its past
+        calls repeated their predecessors (:class:`PathReuse`; ``prefix_ownership: whole``
+        owns every token).
 
         Returns the length owned; 0 drops the owner's path (its next call reuses nothing).
         """
