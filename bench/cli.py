@@ -108,8 +108,8 @@ def _parser() -> argparse.ArgumentParser:
             "--prefix-ownership",
             choices=[choice.value for choice in PrefixOwnership],
             default=PrefixOwnership.LEARNED.value,
-            help="how much of its prompt a ScaleSim agent owns (learned: all but the tail its "
-            "previous prompt left unreused; whole: every token)",
+            help="how much of its prompt a ScaleSim agent owns (learned: what its next call is "
+            "expected to repeat; whole: every token)",
         )
         cmd.add_argument(
             "--token-scale",
