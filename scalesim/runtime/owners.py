@@ -43,7 +43,7 @@ def stable_node(leaf: TreeNode, *, end_tokens: int, stable_tokens: int) -> TreeN
 
     ``end_tokens`` is the path length at ``leaf``. Nodes mostly inside the tail (what the next
     call is not expected to repeat: this call's observation) are left unowned; None when the
-    whole path is tail. The cut is an estimate (the last tail's length) and nodes are whole
+    whole path is tail. The cut is an estimate (``PathReuse``'s guess) and nodes are whole
     segments, so a node goes to whichever side of the cut holds most of it.
     """
     node: TreeNode | None = leaf
