@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scalesim.runtime import NodeOwners
+from scalesim.runtime import NodeOwners, owned_side
 
 from .policies import Ranking
 from .prompts import Prompt
@@ -74,8 +74,8 @@ class HostTier:
     ) -> None:
         """Back up (or refresh) every chain of ``prompt``, then trim to capacity.
 
-        ``owner`` (agent, tokens it owns) makes the agent own the chains whose midpoint is not
-        past that many tokens, as ``stable_node`` does on the device tree; None records no
+        ``owner`` (agent, tokens it owns) makes the agent own the chains on the owned side of
+        that many tokens (``owned_side``, as ``stable_node`` on the device tree); None records no
         owner (rankings that ignore owners).
         """
         start, node, owned = 0, _ROOT, None
@@ -86,7 +86,7 @@ class HostTier:
                 self.used_tokens += entry.n_tokens
             entry.last_use = now
             node = entry.node
-            if owner is not None and start + end <= 2 * owner[1]:  # midpoint not past the cut
+            if owner is not None and owned_side(start, end, owner[1]):
                 owned = node
             start = end
         if owner is not None:

@@ -18,7 +18,7 @@ from .contract import (
     parse_distance_update,
     split_owner,
 )
-from .owners import NodeOwners, TreeNode, stable_node
+from .owners import NodeOwners, TreeNode, owned_side, stable_node
 from .queue import QueuedCall, lag_order
 from .runtime import (
     DropResult,
@@ -49,6 +49,7 @@ __all__ = [
     "TreeNode",
     "UpdateResult",
     "lag_order",
+    "owned_side",
     "owner_key",
     "parse_adapter_declaration",
     "parse_agent_meta",

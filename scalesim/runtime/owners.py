@@ -37,6 +37,13 @@ class TreeNode(Protocol):
 _NOBODY: frozenset[str] = frozenset()
 
 
+def owned_side(start: int, end: int, cut: int) -> bool:
+    """Whether tokens ``[start, end)`` fall on the owned side of ``cut``: at least half of
+    them before it (a cut inside a segment is an estimate, so the segment goes whole to the
+    side that holds most of it)."""
+    return start + end <= 2 * cut
+
+
 def stable_node(leaf: TreeNode, *, end_tokens: int, stable_tokens: int) -> TreeNode | None:
     """The deepest node on ``leaf``'s path with at least half its tokens before
     ``stable_tokens``.
@@ -49,7 +56,7 @@ def stable_node(leaf: TreeNode, *, end_tokens: int, stable_tokens: int) -> TreeN
     node: TreeNode | None = leaf
     while node is not None and node.parent is not None:
         size = len(node.key) if node.key is not None else 0
-        if 2 * end_tokens - size <= 2 * stable_tokens:  # its midpoint is not past the cut
+        if owned_side(end_tokens - size, end_tokens, stable_tokens):
             return node
         end_tokens -= size
         node = node.parent
