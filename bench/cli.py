@@ -1,4 +1,6 @@
-"""``scalesim bench gen | replay | sweep | hints | adapters | live | soak``: traces, replays, live.
+"""``scalesim bench gen | replay | sweep | grid | hints | adapters | live | soak``.
+
+Traces, replays and live runs.
 
 Who calls it: ``scalesim/cli.py`` delegates ``scalesim bench ...`` here; also runnable
 as ``python -m scalesim.bench.cli``. Prints a table on stdout, progress on stderr.
@@ -17,7 +19,7 @@ from typing import Any
 
 from scalesim.runtime import PrefixOwnership, QueueOrder
 
-from . import adapter_sweep
+from . import adapter_sweep, grid
 from .costmodel import CostModel, load_cost_model
 from .hint_noise import check_level
 from .hint_sweep import DEFAULT_LEVELS, run_sweep
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     helps = {
         "replay": "replay a trace against cache policies",
         "sweep": "replay a trace over several memory ratios",
+        "grid": "replay a trace in both modes over several host ratios (one memory ratio)",
         "hints": "replay ScaleSim as the trace's hints get worse (exact to adversarial)",
         "adapters": "replay a trace with adapters over several GPU adapter slot counts",
     }
@@ -84,20 +87,24 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--levels", default=DEFAULT_LEVELS, help="comma-separated levels")
         elif name == "adapters":
             cmd.add_argument("--slots", default=adapter_sweep.DEFAULT_SLOTS, help="comma-separated")
+        elif name == "grid":
+            cmd.add_argument("--modes", default="lockstep,ooo", help="comma-separated")
+            cmd.add_argument("--host-ratios", default="0,0.5,1", help="comma-separated")
         elif name == "sweep":
             cmd.add_argument("--memory-ratios", default="0.1,0.25,0.5", help="comma-separated")
             cmd.add_argument(
                 "--primary-ratio", type=float, default=0.25, help="the ratio under `results`"
             )
-        cmd.add_argument(
-            "--host-ratio",
-            type=float,
-            default=defaults.host_ratio,
-            help="host KV capacity / the same working set (0: no host tier)",
-        )
+        if name != "grid":  # its --host-ratios and --modes replace these
+            cmd.add_argument(
+                "--host-ratio",
+                type=float,
+                default=defaults.host_ratio,
+                help="host KV capacity / the same working set (0: no host tier)",
+            )
+            cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
         if name != "adapters":  # the sweep's --slots sets them
             cmd.add_argument("--lora-slots", type=int, help="GPU adapter slots (default unbounded)")
-        cmd.add_argument("--mode", choices=[m.value for m in Mode], default="lockstep")
         cmd.add_argument(
             "--queue-order",
             choices=[order.value for order in QueueOrder],
@@ -268,6 +275,31 @@ def _run_hints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_grid(args: argparse.Namespace) -> int:
+    trace = read_trace(args.trace)
+    modes = [Mode(mode.strip()) for mode in args.modes.split(",") if mode.strip()]
+    hosts = [float(host) for host in args.host_ratios.split(",") if host.strip()]
+    args.mode, args.host_ratio = modes[0].value, hosts[0]  # each cell sets its own
+    body = grid.run_grid(
+        trace,
+        _config(args, args.memory_ratio),
+        modes=modes,
+        host_ratios=hosts,
+        policies=_policies(args),
+        replay=lambda t, policies, config: replay_policies(
+            t, policies, config, progress=args.progress
+        ),
+    )
+    wall = {f"{cell['mode']}/{cell['host_ratio']}": cell["wall_s"] for cell in body["cells"]}
+    meta = _meta(trace, args, wall)
+    meta["params"].update(memory_ratio=args.memory_ratio, modes=args.modes, host_ratios=hosts)
+    del meta["params"]["mode"], meta["params"]["host_ratio"]
+    document = {**meta, **body}
+    grid.write(document, args.out)
+    print(grid.markdown(document, args.out.name))
+    return 0
+
+
 def _run_adapters(args: argparse.Namespace) -> int:
     trace, slots = read_trace(args.trace), adapter_sweep.parse_slots(args.slots)
     args.lora_slots = None  # each run's slot count comes from --slots
@@ -294,6 +326,8 @@ def main(argv: list[str]) -> int:
         return _run_hints(args)
     if args.command == "adapters":
         return _run_adapters(args)
+    if args.command == "grid":
+        return _run_grid(args)
     if args.command == "live":
         from .live.run import run_live
 
