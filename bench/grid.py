@@ -48,7 +48,7 @@ def run_grid(
             floor = results.get(INFINITE, floor)
             if floor is not None:
                 results[INFINITE] = floor
-            cell = {
+            cell: dict[str, Any] = {
                 "mode": mode.value,
                 "host_ratio": host,
                 "wall_s": round(time.perf_counter() - started, 1),
