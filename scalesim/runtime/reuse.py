@@ -8,8 +8,11 @@ The server cannot see the prompt's structure, so it compares token runs: when a 
 it measures how much of the agent's previous path the new one repeated. Two guesses for the
 new path follow: the next call repeats as much as this one did (a fixed prefix: persona and
 memory, then a tail of any length), or all but a tail as long as this one left (a growing
-prompt: the memory gains what the last call wrote). Each agent uses the guess that missed the
-actual reuse by less over its recent calls (the larger one until they differ).
+prompt: the memory gains what the last call wrote). Both read the median of the agent's last
+``RECENT`` transitions, not the last one alone: a call that rewrote the agent's memory repeated
+only the persona, and guessing from it alone would disown the new memory the next calls repeat.
+Each agent uses the guess that missed the actual reuse by less over its recent calls (the
+larger one until they differ).
 
 Paths are kept as cumulative hashes of ``chunk``-token runs (so memory is a small integer per
 chunk per agent, and the reused length is exact to a chunk, rounded down); chunked prefill
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 
 #: Decay of an agent's record of how far each guess missed, per request.
 MISS_KEEP = 0.8
+#: Transitions (a request and the one before) each guess takes the median of.
+RECENT = 3
 
 
 @dataclass
@@ -39,6 +44,8 @@ class _Record:
     previous_tokens: int = 0
     guesses: tuple[int, int] | None = None  # (fixed, growing) guesses for ``current``'s reuse
     previous_guesses: tuple[int, int] | None = None
+    reuses: list[int] = field(default_factory=list)  # tokens repeated, last RECENT transitions
+    tails: list[int] = field(default_factory=list)  # tokens left unrepeated, the same ones
     fixed_miss: float = 0.0  # decayed |guess - actual reuse| of each guess
     growing_miss: float = 0.0
 
@@ -80,8 +87,13 @@ class PathReuse:
             fixed, growing = record.previous_guesses
             record.fixed_miss = record.fixed_miss * MISS_KEEP + abs(fixed - reused)
             record.growing_miss = record.growing_miss * MISS_KEEP + abs(growing - reused)
-        tail = record.previous_tokens - reused
-        fixed, growing = min(reused, len(tokens)), max(0, len(tokens) - tail)
+        if new_request:
+            record.reuses = [*record.reuses[1 - RECENT :], reused]
+            record.tails = [*record.tails[1 - RECENT :], record.previous_tokens - reused]
+        else:  # a later chunk of the same request: its transition is the same one, longer
+            record.reuses[-1], record.tails[-1] = reused, record.previous_tokens - reused
+        fixed = min(_median(record.reuses), len(tokens))
+        growing = max(0, len(tokens) - _median(record.tails))
         record.guesses = (fixed, growing)
         if record.fixed_miss != record.growing_miss:
             return fixed if record.fixed_miss < record.growing_miss else growing
@@ -102,6 +114,11 @@ class PathReuse:
             running = hash((running, *tokens[start : start + self.chunk]))
             out.append(running)
         return out
+
+
+def _median(values: list[int]) -> int:
+    """The middle value (of two, the larger)."""
+    return sorted(values)[len(values) // 2]
 
 
 def _common_chunks(left: array, right: array) -> int:  # type: ignore[type-arg]
