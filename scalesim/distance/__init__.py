@@ -9,6 +9,8 @@ from .estimators import (
 )
 from .rank import (
     KNOWN,
+    NO_CALL,
+    NO_CALL_RANK,
     NOBODY,
     NOBODY_RANK,
     UNKNOWN,
@@ -33,6 +35,8 @@ __all__ = [
     "MAX_ID_CHARS",
     "NOBODY",
     "NOBODY_RANK",
+    "NO_CALL",
+    "NO_CALL_RANK",
     "UNKNOWN",
     "UNKNOWN_RANK",
     "ActionState",

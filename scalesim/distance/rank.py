@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-#: ``OwnerRank.known`` of state no agent will use: no owner, or "no call expected".
-NOBODY = -1
+#: ``OwnerRank.known`` of state no agent's next call is expected to repeat (no owner).
+NOBODY = -2
+#: ``OwnerRank.known`` of state whose owners all expect no call: the simulation foresees none,
+#: but an agent may still come back (a workflow role when a new instance arrives), so it is
+#: kept over state no call would reuse.
+NO_CALL = -1
 #: ``OwnerRank.known`` of an agent with no fresh finite distance.
 UNKNOWN = 0
 #: ``OwnerRank.known`` of an agent with a fresh finite distance.
@@ -35,13 +39,15 @@ class OwnerRank(NamedTuple):
 UNKNOWN_RANK = OwnerRank(UNKNOWN, 0.0)
 #: The rank of state no agent will use.
 NOBODY_RANK = OwnerRank(NOBODY, 0.0)
+#: The rank of an agent that expects no call.
+NO_CALL_RANK = OwnerRank(NO_CALL, 0.0)
 
 
 class RankKey(NamedTuple):
     """Eviction priority of one resource; LOWER means evict sooner.
 
-    Fields, compared in order: ``known`` (NOBODY, UNKNOWN, KNOWN), ``neg_eta`` (minus the nearest
-    owner's predicted next-call time: the farthest first), ``last_use`` (least recent
+    Fields, compared in order: ``known`` (NOBODY, NO_CALL, UNKNOWN, KNOWN), ``neg_eta`` (minus
+    the nearest owner's predicted next-call time: the farthest first), ``last_use`` (least recent
     first, in the caller's time unit) and ``tiebreak`` (the resource key, so that equal
     ranks never fall back to insertion or hash order).
     """

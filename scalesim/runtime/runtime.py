@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from scalesim.distance import (
     KNOWN,
+    NO_CALL_RANK,
     NOBODY_RANK,
     UNKNOWN_RANK,
     DistanceTable,
@@ -246,7 +247,7 @@ class ScaleSimRuntime:
         self, owners: Iterable[str], last_use: float, *, now: float = 0.0, tiebreak: str = ""
     ) -> RankKey:
         """Eviction rank of state owned by ``owners`` (lower: evict sooner); state with no
-        owner, or whose owners all expect no call, ranks lowest (``NOBODY``).
+        owner ranks lowest (``NOBODY``), then state whose owners all expect no call.
 
         ``now`` is time elapsed past every namespace's clock (0: the present); the nearest
         owner decides, by its distance from its own namespace's clock.
@@ -332,7 +333,7 @@ class ScaleSimRuntime:
         if found.knowledge is Knowledge.NO_CALL:
             if learned and not self.trust.trusts_no_call(owner):
                 return UNKNOWN_RANK  # its "no call" was wrong before: rank it by recency
-            return NOBODY_RANK
+            return NO_CALL_RANK
         eta = found.eta
         if eta is None:  # no fresh prediction: withdrawn, stale or none
             return UNKNOWN_RANK

@@ -6,7 +6,7 @@ import pytest
 from runtime_tree import Tree
 
 from scalesim.config import ConfigError
-from scalesim.distance import KNOWN, NOBODY, UNKNOWN
+from scalesim.distance import KNOWN, NO_CALL, NOBODY, UNKNOWN
 from scalesim.memory.resource import Resource, Tier
 from scalesim.runtime import (
     AgentMeta,
@@ -40,7 +40,19 @@ def test_request_next_call_null_means_no_call_expected() -> None:
     runtime.observe(AgentMeta("a0", "town", clock=4.0))  # says nothing: prediction kept
     assert runtime.rank_key([owner], 0.0).known == KNOWN
     runtime.observe(AgentMeta("a0", "town", clock=5.0, no_call=True))
-    assert runtime.rank_key([owner], 0.0).known == NOBODY  # below agents merely unknown
+    assert runtime.rank_key([owner], 0.0).known == NO_CALL  # below agents merely unknown
+
+
+def test_state_no_call_reuses_goes_before_state_of_agents_expecting_no_call() -> None:
+    """No owner: no call is expected to repeat it (a reply, an observation). A "no call" owner
+    may still come back (a workflow role when the next instance arrives), so the unowned
+    tail goes first, however recently it was used."""
+    runtime = ScaleSimRuntime()
+    runtime.predict("flow", {"idle": None})
+    idle = runtime.rank_key([owner_key("flow", "idle")], 1.0)
+    tail = runtime.rank_key([], 9.0)
+    assert (tail.known, idle.known) == (NOBODY, NO_CALL)
+    assert tail < idle
 
 
 def test_update_ranks_by_distance_from_the_namespace_clock() -> None:
@@ -49,7 +61,7 @@ def test_update_ranks_by_distance_from_the_namespace_clock() -> None:
     assert (result.applied, result.version, result.clock) == (3, 1, 10.0)
     ranks = {agent: runtime.rank_key([owner_key("town", agent)], 0.0) for agent in "abcd"}
     assert ranks["a"] > ranks["b"] > ranks["d"] > ranks["c"]  # c: no call expected
-    assert (ranks["c"].known, ranks["d"].known) == (NOBODY, UNKNOWN)
+    assert (ranks["c"].known, ranks["d"].known) == (NO_CALL, UNKNOWN)
 
 
 def test_stale_version_and_backward_clock_are_409_and_change_nothing() -> None:

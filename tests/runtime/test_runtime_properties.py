@@ -18,12 +18,14 @@ _owner_sets = st.lists(st.frozensets(st.sampled_from(_AGENTS), max_size=3), min_
 
 def _oracle(owners: frozenset[str], distances: dict[str, float | None], last_use: float) -> tuple:
     """Independent order: any owner with a known distance beats none; the nearest known owner
-    decides (sooner: keep longer); an owner with no distance beats none at all (no owner, or
-    every owner expects no call); then recency."""
+    decides (sooner: keep longer); an owner with no distance beats owners that all expect no
+    call, which beat no owner at all; then recency."""
     known = [distances[agent] for agent in owners if distances.get(agent) is not None]
-    if not known:
-        return (0 if any(agent not in distances for agent in owners) else -1, 0.0, last_use)
-    return (1, -min(known), last_use)  # type: ignore[type-var]
+    if known:
+        return (1, -min(known), last_use)  # type: ignore[type-var]
+    if any(agent not in distances for agent in owners):
+        return (0, 0.0, last_use)
+    return (-1 if owners else -2, 0.0, last_use)
 
 
 @given(clock=st.integers(0, 100).map(float), distances=_distances, owner_sets=_owner_sets)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalesim.distance.rank import NOBODY
+from scalesim.distance.rank import NO_CALL
 from scalesim.runtime import AgentMeta, HintTrustMode, RuntimeConfig, ScaleSimRuntime, owner_key
 
 
@@ -87,8 +87,8 @@ def test_an_agent_that_called_despite_no_call_ranks_by_recency_after(mode: HintT
     unhinted = owner_key("flow", "new")
     learned = mode is HintTrustMode.LEARNED
     role_rank, other_rank = runtime.rank_key([role], 0.0), runtime.rank_key([other], 0.0)
-    assert role_rank.known == (runtime.rank_key([unhinted], 0.0).known if learned else NOBODY)
-    assert other_rank.known == NOBODY
+    assert role_rank.known == (runtime.rank_key([unhinted], 0.0).known if learned else NO_CALL)
+    assert other_rank.known == NO_CALL
     assert (role_rank > other_rank) is learned
 
 
