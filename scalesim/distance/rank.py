@@ -6,10 +6,10 @@ is built from an absolute predicted next-call time (``eta``), not from the remai
 distance, so a key computed earlier stays comparable with one computed later: ranking
 by eta equals ranking by remaining distance at any instant.
 
-Invariants: a key holds only ints, floats and strs; state nobody will use (no owner, or
-every owner expects no call) ranks lowest; agents with no fresh distance (unknown, stale)
-rank below every agent with a finite eta; each level is ordered by least recent use, so
-with no information the order is exactly LRU.
+Invariants: a key holds only ints, floats and strs; state no owner's next call repeats
+ranks lowest, then state whose owners all expect no call; agents with no fresh distance
+(unknown, stale) rank below every agent with a finite eta; each level is ordered by least
+recent use, so with no information the order is exactly LRU.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ the pairs; a predicted time that passed without the call counts as "now", truste
 longer it is overdue compared with how far off this scope's predictions usually land, so a call
 that was expected and never came stops pinning its agent. "No call expected" is a prediction
 too: once an agent called while its prediction said no call (a simulation that sends null for
-"not known yet"), its later nulls rank it as unknown (by recency) instead of below everything.
+"not known yet"), its later nulls rank it as unknown (by recency) instead of below every agent.
 
 Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock; rivals taken
 in a fixed rotation), so every tensor-parallel rank learns the same weights; memory is one
