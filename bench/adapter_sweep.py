@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .replay.engine import replay_policies
 from .replay.result import PolicyResult, ReplayConfig
 from .trace import Trace
@@ -164,19 +165,12 @@ def markdown(document: dict[str, Any], title: str) -> str:
 
 def write(document: dict[str, Any], stem: Path) -> None:
     """``stem``.json, .md and .png."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(document, stem.name), encoding="utf-8")
-    plot(document, stem.with_suffix(".png"), title=stem.name)
+    report.write(document, stem, markdown=markdown, plot=plot)
 
 
 def plot(document: dict[str, Any], path: Path, *, title: str) -> None:
     """Blocking loads (prefetches dashed) and makespan against slots, one line per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     slots = [entry["lora_slots"] for entry in document["slots"]]
     policies = list(document["slots"][0]["results"])
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .replay.policies import INFINITE
 from .replay.result import Mode, PolicyResult, ReplayConfig
 from .sweep import results_json
@@ -130,19 +131,12 @@ def markdown(document: dict[str, Any], title: str) -> str:
 
 def write(document: dict[str, Any], stem: Path) -> None:
     """``stem``.json, .md and .png."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(document, stem.name), encoding="utf-8")
-    plot(document, stem.with_suffix(".png"), title=stem.name)
+    report.write(document, stem, markdown=markdown, plot=plot)
 
 
 def plot(document: dict[str, Any], path: Path, *, title: str) -> None:
     """Excess recompute per cell, one bar per policy (``infinite`` is the zero line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     cells = document["cells"]
     policies = [p for p in (cells[0]["results"] if cells else {}) if p != INFINITE]
     labels = [f"{cell['mode']}\nhost {cell['host_ratio']}" for cell in cells]

@@ -21,6 +21,7 @@ from typing import Any
 
 from scalesim.runtime import HintTrustMode
 
+from . import report
 from .hint_noise import with_hints
 from .hint_quality import hint_errors
 from .replay.engine import replay_policies
@@ -111,19 +112,12 @@ def markdown(document: dict[str, Any], title: str) -> str:
 
 def write(document: dict[str, Any], stem: Path) -> None:
     """``stem``.json, .md and .png."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(document, stem.name), encoding="utf-8")
-    plot(document, stem.with_suffix(".png"), title=stem.name)
+    report.write(document, stem, markdown=markdown, plot=plot)
 
 
 def plot(document: dict[str, Any], path: Path, *, title: str) -> None:
     """Excess recompute per hint level: ScaleSim (learned, full trust), LRU and Belady."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     levels = [row["level"] for row in document["levels"]]
     positions = list(range(len(levels)))
     figure, axes = plt.subplots(figsize=(8, 4))

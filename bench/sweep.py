@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import report
 from .replay.result import PolicyResult
 
 _COLUMNS = (
@@ -102,11 +103,7 @@ def write_sweep(
 
 def plot(by_ratio: Mapping[float, Mapping[str, PolicyResult]], path: Path, *, title: str) -> None:
     """Recomputed tokens and makespan against memory ratio, one line per policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     ratios = sorted(by_ratio)
     policies = list(next(iter(by_ratio.values())))
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
