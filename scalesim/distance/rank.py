@@ -37,7 +37,7 @@ class OwnerRank(NamedTuple):
 
 #: The rank of an agent about which nothing fresh is known.
 UNKNOWN_RANK = OwnerRank(UNKNOWN, 0.0)
-#: The rank of state no agent will use.
+#: The rank of state no owner's next call is expected to repeat.
 NOBODY_RANK = OwnerRank(NOBODY, 0.0)
 #: The rank of an agent that expects no call.
 NO_CALL_RANK = OwnerRank(NO_CALL, 0.0)
