@@ -9,6 +9,8 @@ each hint says the call is:
 - ``noise:F``: the true distance plus a Gaussian error of standard deviation ``F`` times that
   distance (as many early as late; never before the hint's own step). ``noise:1`` errs by the
   size of the distance itself.
+- ``scale:F``: every true distance times ``F`` (a biased estimator: ``scale:0.5`` expects each
+  call twice as soon as it comes, so every prediction goes overdue; ``scale:2`` twice as late).
 - ``random``: a distance drawn uniformly from [0, twice the trace's mean distance]: no
   information at all.
 - ``adversarial``: the true distances turned upside down (``longest - true``): the nearest
@@ -29,6 +31,7 @@ from .trace import Event, Hint, Trace
 
 EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
 _NOISE = "noise:"
+_SCALE = "scale:"
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,16 @@ def check_level(level: str) -> str:
     """``level`` if it names a variant; ValueError naming the choices otherwise."""
     if level in (EXACT, RANDOM, ADVERSARIAL):
         return level
-    if level.startswith(_NOISE):
-        try:
-            if float(level[len(_NOISE) :]) >= 0:
-                return level
-        except ValueError:
-            pass
-    raise ValueError(f"hint level {level!r}: use exact, noise:F (F >= 0), random or adversarial")
+    for prefix, least in ((_NOISE, 0.0), (_SCALE, 1e-9)):
+        if level.startswith(prefix):
+            try:
+                if float(level[len(prefix) :]) >= least:
+                    return level
+            except ValueError:
+                pass
+    raise ValueError(
+        f"hint level {level!r}: use exact, noise:F (F >= 0), scale:F (F > 0), random or adversarial"
+    )
 
 
 def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
@@ -91,5 +97,8 @@ def _distortion(level: str, distances: list[int], rng: random.Random) -> Callabl
         return lambda distance: round(rng.uniform(0.0, 2.0 * mean))
     if level == ADVERSARIAL:
         return lambda distance: longest - distance
+    if level.startswith(_SCALE):
+        factor = float(level[len(_SCALE) :])
+        return lambda distance: round(distance * factor)
     scale = float(level[len(_NOISE) :])
     return lambda distance: max(0, round(distance + rng.gauss(0.0, scale * distance)))

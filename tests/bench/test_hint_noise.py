@@ -36,7 +36,7 @@ def test_zero_noise_gives_the_exact_hints() -> None:
     assert with_hints(trace, "noise:0").hints == exact_hints(trace).hints
 
 
-@pytest.mark.parametrize("level", ["exact", "noise:0.5", "random", "adversarial"])
+@pytest.mark.parametrize("level", ["exact", "noise:0.5", "scale:0.5", "random", "adversarial"])
 def test_every_variant_is_a_valid_trace_with_the_same_calls(level: str, tmp_path: Path) -> None:
     trace = agents_trace(agents=6, steps=30, seed=2)
     varied = with_hints(trace, level, seed=4)
@@ -54,9 +54,21 @@ def test_error_grows_with_the_noise_level() -> None:
     assert errors == sorted(errors) and len(set(errors)) == len(errors)
 
 
-def test_unknown_level_is_refused_with_the_choices() -> None:
+def test_scaled_hints_are_the_true_distances_times_the_factor() -> None:
+    trace = agents_trace(agents=6, steps=30, seed=1)
+    exact, doubled = exact_hints(trace).hints, with_hints(trace, "scale:2").hints
+    assert [hint.step for hint in doubled] == [hint.step for hint in exact]
+    for truth, scaled in zip(exact, doubled, strict=True):
+        if truth.next_step is None:
+            assert scaled.next_step is None
+        else:
+            assert scaled.next_step == truth.step + 2 * (truth.next_step - truth.step)
+
+
+@pytest.mark.parametrize("level", ["noisy", "scale:0", "scale:-1", "noise:-0.5"])
+def test_unknown_level_is_refused_with_the_choices(level: str) -> None:
     with pytest.raises(ValueError, match="noise:F"):
-        check_level("noisy")
+        check_level(level)
 
 
 def _excess(trace: Trace, ratio: float) -> dict[str, int]:
