@@ -2,8 +2,9 @@
 
 Who calls it: ``scalesim bench hints`` (``cli.py``). One trace is replayed once under ``lru``,
 ``belady`` and ``infinite`` (none of them reads hints), then under ``scalesim`` once per hint
-level (``hint_noise.py``: exact, growing noise, random, adversarial), with learned trust (the
-default) and, for comparison, with full trust in every hint. Excess recompute (recomputed
+level (``hint_noise.py``: exact, growing noise, biased by a steady factor, random,
+adversarial), with learned trust (the default) and, for comparison, with full trust in every
+hint. Excess recompute (recomputed
 minus ``infinite``'s: what finite memory costs) is the figure of merit; the sweep prints it as
 multiples of LRU's and Belady's, and writes JSON, a markdown table and a PNG.
 
@@ -28,7 +29,7 @@ from .replay.engine import replay_policies
 from .replay.result import PolicyResult, ReplayConfig
 from .trace import Trace
 
-DEFAULT_LEVELS = "exact,noise:0.1,noise:0.25,noise:0.5,noise:1,random,adversarial"
+DEFAULT_LEVELS = "exact,noise:0.1,noise:0.25,noise:0.5,noise:1,scale:0.5,scale:2,random,adversarial"
 _BASELINES = ("lru", "belady", "infinite")
 
 

@@ -31,7 +31,7 @@ from scalesim.distance import (
     OwnerRank,
     RankKey,
 )
-from scalesim.distance.table import Source
+from scalesim.distance.table import DistanceLookup, Source
 from scalesim.memory.plan import PrefetchPlan
 from scalesim.memory.planner import MemoryPlanner
 from scalesim.memory.resource import Resource
@@ -140,8 +140,8 @@ class ScaleSimRuntime:
             meta.owner,
             meta.namespace,
             at=state.clock if meta.clock is None else meta.clock,
-            predicted=None if entry is None else entry.eta,
-            prediction_of=lambda owner: self.table.lookup(owner, now=state.clock).eta,
+            predicted=None if entry is None or entry.eta is None else (entry.eta, entry.set_at),
+            prediction_of=lambda owner: _prediction(self.table.lookup(owner, now=state.clock)),
             despite_no_call=found.knowledge is Knowledge.NO_CALL,
         )
         if meta.next_call is not None or meta.no_call:
@@ -334,11 +334,12 @@ class ScaleSimRuntime:
             if learned and not self.trust.trusts_no_call(owner):
                 return UNKNOWN_RANK  # its "no call" was wrong before: rank it by recency
             return NO_CALL_RANK
-        eta = found.eta
-        if eta is None:  # no fresh prediction: withdrawn, stale or none
+        prediction = _prediction(found)
+        if prediction is None:  # no fresh prediction: withdrawn, stale or none
             return UNKNOWN_RANK
+        eta = prediction[0]
         if learned and self.trust.knows(owner):
-            eta = self.trust.blend(owner, namespace, predicted=eta, now=clock)
+            eta = self.trust.blend(owner, namespace, predicted=prediction, now=clock)
         return OwnerRank(KNOWN, clock - eta)
 
     def _compact_due(self, state: Namespace) -> None:
@@ -385,3 +386,10 @@ class ScaleSimRuntime:
         fresh = found.knowledge is not Knowledge.STALE
         heard = max(found.entry.set_at if found.entry else 0.0, self.trust.last_call(owner))
         return fresh, heard - clock
+
+
+def _prediction(found: DistanceLookup) -> tuple[float, float] | None:
+    """A fresh prediction as (predicted time, when it was made); None without one."""
+    if found.eta is None or found.entry is None:
+        return None
+    return found.eta, found.entry.set_at

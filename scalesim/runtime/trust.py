@@ -13,6 +13,13 @@ recency earn 1, predictions no better than recency 0. Ranks then use the time le
 predictions', at 0 exactly LRU's. A wrong estimate thus costs little and a right one keeps its
 full value, whatever the workload's own recency pattern.
 
+Estimators are often biased the same way for every call (durations planned too short): each
+agent's pace, the distances its calls really took over the distances predicted (decayed sums
+pooled toward its namespace, bounded by PACE_BOUNDS; per agent, as a simulation may estimate
+one kind of agent well and another badly), stretches every prediction from the time it was
+made before it is scored or ranked, so hints that expect every call twice as soon rank as well
+as exact ones instead of all going overdue.
+
 Early and late predictions differ: a call that came before its predicted time only counts in
 the pairs; a predicted time that passed without the call counts as "now", trusted less the
 longer it is overdue compared with how far off this scope's predictions usually land, so a call
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: Decay of an agent's own record per scored call.
 AGENT_KEEP = 0.8
@@ -38,12 +46,15 @@ NAMESPACE_KEEP = 0.995
 PRIOR_CALLS = 4.0
 #: Rivals compared with each caller.
 RIVALS = 8
+#: Bounds of the learned pace (actual over predicted distance), so that a few wild calls
+#: cannot stretch or squeeze every prediction without limit.
+PACE_BOUNDS = (1 / 16, 16.0)
 #: How much more often predictions must order pairs right than recency to earn full trust
 #: (and less often to lose it all); in between, trust grows linearly.
 MARGIN = 0.05
 
-#: The prediction in force for an owner (None: none), as the runtime's table holds it.
-PredictionOf = Callable[[str], "float | None"]
+#: The prediction in force for an owner as (predicted time, when it was made), None: none.
+PredictionOf = Callable[[str], "tuple[float, float] | None"]
 
 
 @dataclass
@@ -51,14 +62,25 @@ class Fit:
     """Decayed sums over scored calls."""
 
     calls: float = 0.0
-    miss: float = 0.0  # sum of |actual - predicted|
+    miss: float = 0.0  # sum of |actual - predicted| (predictions at the learned pace)
+    ahead: float = 0.0  # sum of predicted distances (from when each prediction was made)
+    took: float = 0.0  # sum of the distances the calls really came at
     pairs: float = 0.0  # caller-rival pairs compared
     hint_right: float = 0.0  # pairs the predictions ordered right (ties: half)
     recency_right: float = 0.0  # pairs recency ordered right (ties: half)
 
-    def add(self, miss: float, pairs: tuple[int, float, float], *, keep: float) -> None:
+    def add(
+        self,
+        miss: float,
+        distances: tuple[float, float],
+        pairs: tuple[int, float, float],
+        *,
+        keep: float,
+    ) -> None:
         self.calls = self.calls * keep + 1.0
         self.miss = self.miss * keep + miss
+        self.ahead = self.ahead * keep + distances[0]
+        self.took = self.took * keep + distances[1]
         self.pairs = self.pairs * keep + pairs[0]
         self.hint_right = self.hint_right * keep + pairs[1]
         self.recency_right = self.recency_right * keep + pairs[2]
@@ -103,12 +125,12 @@ class HintTrust:
         namespace: str,
         *,
         at: float,
-        predicted: float | None,
+        predicted: tuple[float, float] | None,
         prediction_of: PredictionOf,
         despite_no_call: bool = False,
     ) -> None:
-        """``owner`` called at ``at``; ``predicted`` was its prediction in force (None: none;
-        ``despite_no_call``: it said no call).
+        """``owner`` called at ``at``; ``predicted`` was its prediction in force as (predicted
+        time, when it was made), None: none; ``despite_no_call``: it said no call.
 
         Scored only when time has passed since the agent's last call: a client that sends no
         clock teaches nothing and keeps full trust.
@@ -120,10 +142,11 @@ class HintTrust:
         space = self._namespaces[namespace]
         record.broke_no_call |= despite_no_call
         if at > record.last_call and predicted is not None:
-            pairs = self._rivals_scored(owner, record, space, at, predicted, prediction_of)
-            miss = abs(at - predicted)
-            record.fit.add(miss, pairs, keep=AGENT_KEEP)
-            space.fit.add(miss, pairs, keep=NAMESPACE_KEEP)
+            paced = _paced(predicted, _pooled(record.fit, space.fit).pace)
+            pairs = self._rivals_scored(owner, record, space, at, paced, prediction_of)
+            distances = (max(0.0, predicted[0] - predicted[1]), max(0.0, at - predicted[1]))
+            record.fit.add(abs(at - paced), distances, pairs, keep=AGENT_KEEP)
+            space.fit.add(abs(at - paced), distances, pairs, keep=NAMESPACE_KEEP)
         record.last_call = max(record.last_call, at)
 
     def trusts_no_call(self, owner: str) -> bool:
@@ -132,15 +155,16 @@ class HintTrust:
         record = self._agents.get(owner)
         return record is None or not record.broke_no_call
 
-    def blend(self, owner: str, namespace: str, *, predicted: float, now: float) -> float:
-        """The next-call time to rank ``owner`` by at ``now``, given the prediction in force;
-        raises KeyError for an agent never seen."""
-        record = self._agents[owner]
-        weight, typical_miss = _pooled(record.fit, self._namespaces[namespace].fit)
+    def blend(
+        self, owner: str, namespace: str, *, predicted: tuple[float, float], now: float
+    ) -> float:
+        """The next-call time to rank ``owner`` by at ``now``, given the prediction in force as
+        (predicted time, when it was made); raises KeyError for an agent never seen."""
+        record, space = self._agents[owner], self._namespaces[namespace]
+        fit = _pooled(record.fit, space.fit)
         age = max(0.0, now - record.last_call)
-        return (
-            now + weight * _trusted_left(predicted, now, age, typical_miss) + (1.0 - weight) * age
-        )
+        left = _trusted_left(_paced(predicted, fit.pace), now, age, fit.typical_miss)
+        return now + fit.weight * left + (1.0 - fit.weight) * age
 
     def knows(self, owner: str) -> bool:
         return owner in self._agents
@@ -158,7 +182,13 @@ class HintTrust:
         """How much ``owner``'s predictions count now (1: fully, 0: recency only)."""
         record = self._agents.get(owner)
         space = self._namespaces.get(namespace, NamespaceRecord())
-        return _pooled(record.fit if record else Fit(), space.fit)[0]
+        return _pooled(record.fit if record else Fit(), space.fit).weight
+
+    def pace(self, owner: str, namespace: str) -> float:
+        """How much longer than predicted ``owner``'s calls take to come (1: on time)."""
+        record = self._agents.get(owner)
+        space = self._namespaces.get(namespace, NamespaceRecord())
+        return _pooled(record.fit if record else Fit(), space.fit).pace
 
     def forget(self, owners: Iterable[str]) -> None:
         for owner in owners:
@@ -187,9 +217,10 @@ class HintTrust:
         prediction_of: PredictionOf,
     ) -> tuple[int, float, float]:
         """(pairs, right by prediction, right by recency) against up to RIVALS agents that did
-        not call at ``at``, taken in rotation (forgotten members are dropped on the way)."""
+        not call at ``at``, taken in rotation (forgotten members are dropped on the way);
+        ``predicted`` is the caller's prediction at its learned pace."""
         age = at - record.last_call
-        left = _trusted_left(predicted, at, age, _pooled(record.fit, space.fit)[1])
+        left = _trusted_left(predicted, at, age, _pooled(record.fit, space.fit).typical_miss)
         pairs, hint_right, recency_right = 0, 0.0, 0.0
         for _ in range(min(2 * RIVALS, len(space.members))):
             if pairs == RIVALS or not space.members:
@@ -206,8 +237,11 @@ class HintTrust:
                 continue
             pairs += 1
             rival_age = at - rival_record.last_call
-            rival_typical = _pooled(rival_record.fit, space.fit)[1]
-            hint_right += _right(left, _trusted_left(rival_predicted, at, rival_age, rival_typical))
+            rival_fit = _pooled(rival_record.fit, space.fit)
+            rival_left = _trusted_left(
+                _paced(rival_predicted, rival_fit.pace), at, rival_age, rival_fit.typical_miss
+            )
+            hint_right += _right(left, rival_left)
             recency_right += _right(age, rival_age)
         return pairs, hint_right, recency_right
 
@@ -228,18 +262,34 @@ def _right(caller: float, rival: float) -> float:
     return 1.0 if caller < rival else 0.5 if caller == rival else 0.0
 
 
-def _pooled(agent: Fit, space: Fit) -> tuple[float, float]:
-    """(weight in [0, 1], typical miss) of an agent's fit shrunk toward its namespace's."""
+class Pooled(NamedTuple):
+    """An agent's fit shrunk toward its namespace's."""
+
+    weight: float  # in [0, 1]: how much its predictions count against recency
+    typical_miss: float  # how far off its predictions (at its pace) usually land
+    pace: float  # actual over predicted distance, within PACE_BOUNDS
+
+
+def _paced(predicted: tuple[float, float], pace: float) -> float:
+    """The predicted time of ``predicted`` = (time, made at) with its distance times ``pace``."""
+    at, made = predicted
+    return made + pace * (at - made)
+
+
+def _pooled(agent: Fit, space: Fit) -> Pooled:
     prior = PRIOR_CALLS / space.calls if space.calls else 0.0
     calls = agent.calls + prior * space.calls
     pairs = agent.pairs + prior * space.pairs
     miss = (agent.miss + prior * space.miss) / calls if calls else 0.0
+    ahead = agent.ahead + prior * space.ahead
+    took = agent.took + prior * space.took
+    pace = min(PACE_BOUNDS[1], max(PACE_BOUNDS[0], took / ahead)) if ahead > 0 else 1.0
     if pairs == 0:
-        return 1.0, miss
+        return Pooled(1.0, miss, pace)
     lead = (
         agent.hint_right
         + prior * space.hint_right
         - agent.recency_right
         - prior * space.recency_right
     ) / pairs
-    return min(1.0, max(0.0, 0.5 + lead / (2 * MARGIN))), miss
+    return Pooled(min(1.0, max(0.0, 0.5 + lead / (2 * MARGIN))), miss, pace)

@@ -49,6 +49,20 @@ def test_untrusted_agents_rank_in_lru_order_whatever_they_predict() -> None:
     assert full.rank_key([idle], 0.0) > full.rank_key([busy], 0.0)
 
 
+def test_predictions_off_by_a_steady_factor_are_rescaled() -> None:
+    """Every agent expects its next call twice as soon as it comes (a biased estimator): the
+    runtime learns the pace and ranks by when calls really come. Without it every prediction
+    went overdue and ranks fell back to recency, which in this round robin keeps the agent
+    that just called and evicts the next caller first."""
+    runtime = ScaleSimRuntime()
+    for step in range(40):
+        runtime.observe(AgentMeta(f"a{step % 4}", "town", clock=float(step), next_call=step + 2.0))
+    agents = [owner_key("town", f"a{i}") for i in range(4)]  # a0 calls next (step 40), a3 last
+    assert runtime.trust.pace(agents[0], "town") == pytest.approx(2.0)
+    ranks = [runtime.rank_key([agent], 0.0) for agent in agents]
+    assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4
+
+
 def test_an_overdue_prediction_stops_pinning_its_agent() -> None:
     """Regression: a predicted call that never came kept its agent ranked nearest of all
     (the more overdue, the nearer), crowding out agents about to call."""
