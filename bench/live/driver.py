@@ -11,10 +11,12 @@ Order (trace-format replay semantics, the rules of the cache replay's
   at most ``window_steps`` past the oldest step with an unfinished call.
 At most ``concurrency`` calls are in flight; the others wait their turn in trace order.
 
-Hints (timing rule): whenever the issue clock moves to a new step k, one ``tick(k, ...)``
-carries every hint of a step before k not yet sent (the latest per agent), before any call of
-step k is sent. A hinted next call already in the past at k (a wrong estimate) is sent as k:
-the server requires ``next_call >= clock``.
+Hints (timing rule, :class:`~scalesim.bench.replay.hint_feed.HintFeed`, as the replay feeds
+them): whenever the issue clock moves to a new step k, one ``tick(k, ...)`` carries every hint
+released and not yet sent (the latest per agent): hints of a step before k whose agent has no
+unfinished call up to that step. It goes before any call of step k is sent. A hinted next
+call already in the past at k (a wrong estimate) is sent as k: the server requires
+``next_call >= clock``.
 
 Invariants: every call is sent exactly once and completes exactly once (a failed call
 completes with its error, so the run goes on); times come from the injected ``now``.
@@ -26,6 +28,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..replay.hint_feed import HintFeed
 from ..replay.issue import IssueGate
 from ..replay.result import Mode
 from ..trace import Call, Hint
@@ -73,24 +76,13 @@ SendFn = Callable[[int, Call], Awaitable[Reply]]
 TickFn = Callable[[int, NextCalls], Awaitable[None]]
 
 
-class HintFeed:
-    """The trace's hints, handed out when the clock passes their step."""
-
-    def __init__(self, hints: Sequence[Hint]) -> None:
-        self._hints = sorted(hints, key=lambda hint: hint.step)  # stable: file order in a step
-        self._next = 0
-
-    def due(self, clock: int) -> dict[str, float | None]:
-        """Hints of steps before ``clock`` not handed out yet; the latest per agent wins.
-
-        Next calls before ``clock`` are raised to ``clock`` (overdue: expected now).
-        """
-        out: dict[str, float | None] = {}
-        while self._next < len(self._hints) and self._hints[self._next].step < clock:
-            hint = self._hints[self._next]
-            out[hint.agent] = None if hint.next_step is None else float(max(hint.next_step, clock))
-            self._next += 1
-        return out
+def next_calls(hints: Sequence[Hint], clock: int) -> dict[str, float | None]:
+    """``hints`` as one tick at ``clock``: the latest per agent wins, and next calls before
+    ``clock`` are raised to it (overdue: expected now)."""
+    out: dict[str, float | None] = {}
+    for hint in hints:
+        out[hint.agent] = None if hint.next_step is None else float(max(hint.next_step, clock))
+    return out
 
 
 class Driver:
@@ -115,7 +107,7 @@ class Driver:
             raise ValueError(f"concurrency must be >= 1, got {rules.concurrency}")
         self.calls, self.now = calls, now
         self._gate = IssueGate(calls, mode=rules.mode, window_steps=rules.window_steps)
-        self._feed = HintFeed(hints)
+        self._feed = HintFeed(hints, calls)
         self._slots = asyncio.Semaphore(rules.concurrency)
         self._clock: int | None = None
 
@@ -144,6 +136,7 @@ class Driver:
             for outcome in sorted((task.result() for task in finished), key=lambda o: o.index):
                 outcomes[outcome.index] = outcome
                 self._gate.complete(outcome.index)
+                self._feed.complete(outcome.index)
                 if on_done is not None:
                     on_done(outcome)
         missing = [self.calls[i].id for i, outcome in enumerate(outcomes) if outcome is None]
@@ -156,7 +149,7 @@ class Driver:
         ready = self._gate.ready()
         if ready and (self._clock is None or self._gate.current_step > self._clock):
             self._clock = self._gate.current_step
-            due = self._feed.due(self._clock)
+            due = next_calls(self._feed.due(self._clock), self._clock)
             if due and tick is not None:
                 await tick(self._clock, due)
         ready_s = self.now()

@@ -181,6 +181,7 @@ class PolicyRun:
         if call.lora is not None:
             self.lora.release(call.lora)
         self.gate.complete(item.index)
+        self.ranking.finish(item.index)
 
     def _tick(self) -> float:
         self._seq += 1.0

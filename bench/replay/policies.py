@@ -37,6 +37,7 @@ from scalesim.runtime.adapters import AdapterSlots
 from scalesim.sglang.eviction import ScaleSimStrategy
 
 from ..trace import Hint
+from .hint_feed import HintFeed
 from .prompts import PromptBook
 
 SCALESIM = "scalesim"
@@ -57,6 +58,9 @@ class Ranking(Protocol):
 
     def start_call(self, call_index: int) -> None:
         """Call ``call_index`` is being admitted: what follows happens on its behalf."""
+
+    def finish(self, call_index: int) -> None:
+        """Call ``call_index`` completed."""
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None: ...
 
@@ -83,6 +87,9 @@ class StockRanking:
     def start_call(self, call_index: int) -> None:
         return None
 
+    def finish(self, call_index: int) -> None:
+        return None
+
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         return None
 
@@ -98,7 +105,7 @@ class ScaleSimRanking:
 
     Args:
         book: the trace's prompts (each call's agent and stable prefix).
-        hints: the trace's hints; each is applied when the clock moves past its step.
+        hints: the trace's hints, applied by the timing rule of :class:`HintFeed`.
         runtime: the runtime to drive; a fresh one with default settings if omitted.
     """
 
@@ -108,27 +115,24 @@ class ScaleSimRanking:
         self.book = book
         self.runtime = runtime if runtime is not None else ScaleSimRuntime()
         self.adapters = AdapterSlots(self.runtime)
-        self._hints = sorted(hints, key=lambda hint: hint.step)
-        self._next_hint = 0
+        self._feed = HintFeed(hints, book.calls)
         self.owned: dict[str, int] = {}  # agent -> replay tokens it owns of its latest prompt
 
     def tree_strategy(self) -> EvictionStrategy:
         return ScaleSimStrategy(self.runtime)
 
     def advance(self, step: float) -> None:
-        """Apply every hint issued before ``step``, then move the clock to ``step``.
+        """Apply the hints :class:`HintFeed` releases at ``step``, then move the clock there.
 
-        A hint issued at step s is what the simulation knows once step s's calls are done
-        (trace-format rule), so it is applied only when the clock moves past s: the calls of
-        step s are admitted without it. Each hint is predicted at its own step (the clock
-        visits it first), so its next call is the absolute step the trace names.
+        A hint of step s is what the simulation knows once its agent is done with step s, so
+        the calls of step s are admitted without it. Each hint is predicted at its own step
+        where the clock has not passed it yet (its next call is the absolute step the trace
+        names).
         """
-        while self._next_hint < len(self._hints) and self._hints[self._next_hint].step < step:
-            hint = self._hints[self._next_hint]
+        for hint in self._feed.due(step):
             next_call = None if hint.next_step is None else float(hint.next_step)
             self.runtime.advance(DEFAULT_NAMESPACE, float(hint.step))
             self.runtime.predict(DEFAULT_NAMESPACE, {hint.agent: next_call}, source=Source.HINT)
-            self._next_hint += 1
         self.runtime.advance(DEFAULT_NAMESPACE, step)
 
     def arrive(self, call_index: int) -> None:
@@ -141,6 +145,10 @@ class ScaleSimRanking:
 
     def start_call(self, call_index: int) -> None:
         return None
+
+    def finish(self, call_index: int) -> None:
+        """Its agent is done with the call's step: hints held for it may go out."""
+        self._feed.complete(call_index)
 
     def admission_order(self, waiting: Sequence[int]) -> list[int]:
         """Ready calls in the order the live queue hook puts requests (``queue_order``): with
@@ -236,6 +244,9 @@ class BeladyRanking:
 
     def start_call(self, call_index: int) -> None:
         self.strategy.start_call(call_index)
+
+    def finish(self, call_index: int) -> None:
+        return None
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         self.strategy.record(leaf, end, call_index)

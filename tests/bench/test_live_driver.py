@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from scalesim.bench.live.driver import CallOutcome, Driver, HintFeed, IssueRules, NextCalls, Reply
+from scalesim.bench.live.driver import (
+    CallOutcome,
+    Driver,
+    IssueRules,
+    NextCalls,
+    Reply,
+    next_calls,
+)
 from scalesim.bench.live.report import Counts, comparison, percentile, summarize
 from scalesim.bench.replay.result import Mode
 from scalesim.bench.trace import Call, Hint, Segment
@@ -124,11 +131,24 @@ def test_a_tick_carries_the_hints_of_earlier_steps_before_the_step_is_sent() -> 
         assert all(position < network.position("send", call_id) for call_id in step_calls)
 
 
-def test_hint_feed_raises_overdue_next_calls_to_the_clock() -> None:
-    feed = HintFeed((Hint(0, "a3", 1), Hint(0, "a4", 7), Hint(4, "a5", 5)))
-    assert feed.due(4) == {"a3": 4.0, "a4": 7.0}
-    assert feed.due(5) == {"a5": 5.0}
-    assert feed.due(9) == {}
+def test_ooo_holds_a_hint_until_its_agent_is_done_with_the_step() -> None:
+    """a0's step-0 call is slow; the clock runs ahead with a1 and a2. a0's step-0 hint goes
+    out with the first tick after that call completed, not while a0 still has it to finish."""
+    calls = town()
+    network = FakeNetwork(calls, turns={"c0": 20})
+    network.run((Hint(0, "a0", 3), Hint(0, "a1", 2)), rules=OOO)
+    ticks = [entry for entry in network.log if entry[0] == "tick"]
+    assert ticks[0] == ("tick", 2, {"a1": 2.0})
+    a0_tick = next(
+        i for i, entry in enumerate(network.log) if entry[0] == "tick" and "a0" in entry[2]
+    )
+    assert network.position("done", "c0") < a0_tick < network.position("send", "c4")
+
+
+def test_a_tick_raises_overdue_next_calls_to_the_clock_and_keeps_each_agents_latest() -> None:
+    hints = (Hint(0, "a3", 1), Hint(0, "a4", 7), Hint(2, "a3", 9), Hint(3, "a5", None))
+    assert next_calls(hints, 4) == {"a3": 9.0, "a4": 7.0, "a5": None}
+    assert next_calls(hints[:2], 4) == {"a3": 4.0, "a4": 7.0}
 
 
 def test_concurrency_bounds_calls_in_flight() -> None:

@@ -130,17 +130,54 @@ def test_scalesim_applies_each_hint_at_its_own_step() -> None:
     trace = unshared_trace(agents=2, steps=6)
     hints = [Hint(0, "a0", 3), Hint(1, "a1", None), Hint(2, "a0", 5), Hint(4, "a1", 6)]
     ranking = ScaleSimRanking(PromptBook(trace, token_scale=1), hints)
+    finish_steps(ranking, trace, range(0, 1))
     ranking.advance(1.0)
     table = ranking.runtime.table
     entry = table.lookup(owner_of("a0"), now=1.0).entry
     assert entry is not None and (entry.eta, entry.set_at) == (3.0, 0.0)
     assert table.lookup(owner_of("a1"), now=1.0).entry is None  # issued at 1: not yet known
+    finish_steps(ranking, trace, range(1, 3))
     ranking.advance(3.0)
     entry = table.lookup(owner_of("a0"), now=3.0).entry
     assert entry is not None and (entry.eta, entry.set_at) == (5.0, 2.0)
     waiting = table.lookup(owner_of("a1"), now=3.0).entry  # a1's step-4 hint is not due yet
     assert waiting is not None and (waiting.eta, waiting.set_at) == (None, 1.0)
     assert ranking.runtime.due_owners() == [owner_of("a0")]
+
+
+def test_a_hint_waits_until_its_agent_is_done_with_the_step() -> None:
+    """Out of order an agent may trail the clock: its hint of step 2 (the call after next)
+    must not replace the prediction of the step-1 call it has yet to make, which would then
+    rank as far and score its prediction wrong just when it is due."""
+    calls = tuple(
+        Call(f"{agent}s{step}", agent, step, (Segment(f"persona/{agent}", 8),), 2)
+        for step in range(4)
+        for agent in ("a0", "a1")
+    )
+    hints = (Hint(0, "a0", 1), Hint(1, "a0", 2), Hint(2, "a0", 9))
+    trace = Trace(TraceHeader("trailing", 2, 4), (*calls, *hints))
+    ranking = ScaleSimRanking(PromptBook(trace, token_scale=1), hints)
+    table = ranking.runtime.table
+    for index in (0, 1, 3, 5):  # step 0 of both, a1's steps 1 and 2: a1 ran ahead
+        ranking.finish(index)
+    ranking.advance(3.0)
+    entry = table.lookup(owner_of("a0"), now=3.0).entry
+    assert entry is not None and (entry.eta, entry.set_at) == (1.0, 0.0)
+    ranking.finish(2)  # a0's step-1 call: its step-1 hint goes out, overdue at clock 3
+    ranking.advance(3.0)
+    entry = table.lookup(owner_of("a0"), now=3.0).entry
+    assert entry is not None and (entry.eta, entry.set_at) == (3.0, 3.0)
+    ranking.finish(4)  # a0's step-2 call
+    ranking.advance(3.0)
+    entry = table.lookup(owner_of("a0"), now=3.0).entry
+    assert entry is not None and entry.eta == 9.0
+
+
+def finish_steps(ranking: ScaleSimRanking, trace: Trace, steps: range) -> None:
+    """Mark every call of ``steps`` completed, as the lockstep engine does."""
+    for index, call in enumerate(trace.calls):
+        if call.step in steps:
+            ranking.finish(index)
 
 
 @pytest.mark.parametrize("host_ratio", [0.0, 0.5])
