@@ -85,9 +85,10 @@ def notes(params: LiveParams, setup: LiveSetup) -> list[str]:
     out = [
         "tokens: the server's usage (prompt_tokens, prompt_tokens_details.cached_tokens); "
         "recomputed = prompt - cached; prompts have exactly the trace's segment lengths",
-        "hints: one POST /scalesim/v1/distances per new issue step with the hints of earlier "
-        "steps (trace timing rule); every request carries agent and clock (its step); stock "
-        "gets the same requests and no ticks",
+        "hints: one POST /scalesim/v1/distances per new issue step with the hints released "
+        "since the last one (timing rule: a hint of step s once the clock passed s and its "
+        "agent has no unfinished call up to s); every request carries agent and clock (its "
+        "step); stock gets the same requests and no ticks",
         "kv_prefetch_tokens: GET /scalesim/v1/state counters after the run; 0 for stock",
         "lora_loads_blocking, lora_loads_prefetch, lora_prefetch_failures: GET /scalesim/v1/state "
         "counters after the run (the adapter slots' loads since the server started); null for "
