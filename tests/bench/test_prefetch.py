@@ -37,6 +37,8 @@ def _setup(a_next: int, b_next: int) -> tuple[Prefetcher, RadixTier, PromptBook]
     )
     prefetcher.record_call("a", 0)
     prefetcher.record_call("b", 1)
+    for index in range(len(calls)):
+        ranking.finish(index)
     ranking.advance(1.0)  # applies both step-0 hints
     return prefetcher, radix, book
 
