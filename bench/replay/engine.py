@@ -65,7 +65,7 @@ class PolicyRun:
             on_path=self.ranking.on_insert,
             headroom_tokens=int(config.evict_headroom * capacity),
         )
-        self.host = HostTier(host_capacity, ranking=self.ranking)
+        self.host = HostTier(host_capacity, ranking=self.ranking, device=self.radix.resident)
         self.lora = LoraSlots(config.lora_slots, ranking=self.ranking)
         self.gate = IssueGate(book.calls, mode=config.mode, window_steps=config.ooo_window_steps)
         self.prefetcher = (

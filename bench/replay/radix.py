@@ -118,6 +118,11 @@ class RadixTier:
             self.release(admission)
         return admission is not None
 
+    def resident(self, tokens: array) -> int:  # type: ignore[type-arg]
+        """Leading tokens of ``tokens`` on the device, read without marking anything used
+        (SGLang's read-only ``UnifiedTreeCore.match_full_device_prefix``)."""
+        return int(self.cache.tree_core.match_full_device_prefix(RadixKey(tokens))[0])
+
     def match(self, tokens: array) -> int:  # type: ignore[type-arg]
         """Tokens of ``tokens`` resident on the device (marks them used)."""
         return int(self._match(tokens).device_prefix_len)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 from scalesim.bench.replay.host import HostTier
 from scalesim.bench.replay.policies import ScaleSimRanking
 from scalesim.bench.replay.prompts import PromptBook
@@ -52,3 +54,36 @@ def test_before_any_hint_the_host_drops_nobodys_chains_before_agents_prefixes() 
     host.write_through(book.prompts[1], now=2.0, owner=("b", 16))
     assert book.prompts[0].chains[2] not in host and book.prompts[1].chains[2] not in host
     assert all(chain in host for prompt in book.prompts[:2] for chain in prompt.chains[:2])
+
+
+def test_a_chain_still_on_the_device_keeps_its_host_copy_whatever_its_rank() -> None:
+    """HiCache's host leaf rule (``UnifiedTreeCore._is_host_leaf``): only chains evicted from
+    the device, with no longer chain below them on the host, may leave. ``b`` calls far later
+    than ``a`` and its observation belongs to nobody, so the ranking puts it among the first to
+    go; but ``b``'s prompt is still on the device, so the host drops ``a``'s old memory, every
+    observation it may and then ``a``'s current memory instead."""
+    book = PromptBook(_trace(), token_scale=1)
+    ranking = ScaleSimRanking(book, _trace().hints)
+    b_tokens = book.prompts[1].tokens
+
+    def device(tokens: array) -> int:  # type: ignore[type-arg]
+        return len(tokens) if tokens == b_tokens[: len(tokens)] else 0
+
+    host = HostTier(36, ranking=ranking, device=device)  # 46 tokens written: trims to 32
+    ranking.advance(0.0)
+    host.write_through(book.prompts[0], now=1.0, owner=("a", 16))
+    host.write_through(book.prompts[1], now=2.0, owner=("b", 16))
+    ranking.advance(1.0)
+    host.write_through(book.prompts[2], now=3.0, owner=("a", 16))
+    a1, b1, a2 = (book.prompts[i].chains for i in range(3))
+    assert [chain in host for chain in b1] == [True, True, True]
+    assert [chain in host for chain in a1] == [True, False, False]  # a1[0] is a2[0]
+    assert [chain in host for chain in a2] == [True, False, False]
+    assert host.used_tokens == 26
+    without_device = HostTier(36, ranking=ScaleSimRanking(book, _trace().hints))
+    without_device.ranking.advance(0.0)  # type: ignore[attr-defined]
+    without_device.write_through(book.prompts[0], now=1.0, owner=("a", 16))
+    without_device.write_through(book.prompts[1], now=2.0, owner=("b", 16))
+    without_device.ranking.advance(1.0)  # type: ignore[attr-defined]
+    without_device.write_through(book.prompts[2], now=3.0, owner=("a", 16))
+    assert b1[2] not in without_device and a2[1] in without_device  # ranks alone decide

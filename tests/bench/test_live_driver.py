@@ -140,7 +140,9 @@ def test_ooo_holds_a_hint_until_its_agent_is_done_with_the_step() -> None:
     ticks = [entry for entry in network.log if entry[0] == "tick"]
     assert ticks[0] == ("tick", 2, {"a1": 2.0})
     a0_tick = next(
-        i for i, entry in enumerate(network.log) if entry[0] == "tick" and "a0" in entry[2]
+        i
+        for i, entry in enumerate(network.log)
+        if entry[0] == "tick" and isinstance(entry[2], dict) and "a0" in entry[2]
     )
     assert network.position("done", "c0") < a0_tick < network.position("send", "c4")
 
