@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
             help="real tokens per replayed token (speed vs resolution)",
         )
         cmd.add_argument(
+            "--evict-headroom",
+            type=_fraction,
+            default=defaults.evict_headroom,
+            help="fraction of the device pool freed beyond a request's need when the tree "
+            "evicts (speed; 0: exactly what it lacks, as the server)",
+        )
+        cmd.add_argument(
             "--overdue-grace",
             type=float,
             default=defaults.overdue_grace_steps,
@@ -141,6 +148,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fraction(text: str) -> float:
+    """A number in [0, 1) from the command line."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
     cost = load_cost_model(args.cost_model) if args.cost_model else CostModel()
     return ReplayConfig(
@@ -151,6 +169,7 @@ def _config(args: argparse.Namespace, ratio: float) -> ReplayConfig:
         queue_order=QueueOrder(args.queue_order),
         prefix_ownership=PrefixOwnership(args.prefix_ownership),
         token_scale=args.token_scale,
+        evict_headroom=args.evict_headroom,
         overdue_grace_steps=args.overdue_grace,
         cost=cost,
     )

@@ -51,11 +51,20 @@ def build_document(
         "results": {policy: result.as_json() for policy, (result, _) in runs.items()},
         "replay_prediction": {
             "policy_for": REPLAY_POLICY,
-            "config": {"token_scale": params.replay_config().token_scale, "cost_model": "default"},
+            "config": _replay_json(params),
             "results": {policy: result.as_json() for policy, result in predicted.items()},
         },
         "timeline_s": {policy: timeline for policy, (_, timeline) in runs.items()},
         "notes": notes(params, setup),
+    }
+
+
+def _replay_json(params: LiveParams) -> dict[str, Any]:
+    config = params.replay_config()
+    return {
+        "token_scale": config.token_scale,
+        "evict_headroom": config.evict_headroom,
+        "cost_model": "default",
     }
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from pathlib import Path
 
 import pytest
+from scalesim.bench.cli import main as bench_main
 from scalesim.bench.costmodel import CostModel, load_cost_model
 from scalesim.bench.replay.engine import replay_policies
 from scalesim.bench.replay.policies import ScaleSimRanking, owner_of
 from scalesim.bench.replay.prompts import PromptBook
+from scalesim.bench.replay.radix import RadixTier
 from scalesim.bench.replay.result import Mode, ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+from sglang.srt.mem_cache.evict_policy import LRUStrategy
 
 POLICIES = ["lru", "lfu", "fifo", "scalesim", "belady", "infinite"]
 
@@ -197,3 +201,41 @@ def test_scalesim_with_exact_hints_beats_lru_and_nears_belady(
     assert recomputed["scalesim"] <= recomputed["lru"], recomputed
     if host_ratio == 0.0:
         assert recomputed["scalesim"] <= 1.05 * recomputed["belady"], recomputed
+
+
+@pytest.mark.parametrize(("headroom", "kept"), [(0, [0, 30, 30]), (40, [0, 0, 30])])
+def test_the_tree_evicts_what_a_request_lacks_plus_only_its_headroom(
+    headroom: int, kept: list[int]
+) -> None:
+    tier = RadixTier(
+        90, strategy=LRUStrategy(), on_path=lambda *args: None, headroom_tokens=headroom
+    )
+    prompts = [array("q", range(start, start + 30)) for start in (0, 100, 200)]
+    for index, tokens in enumerate(prompts):  # the pool is full, least recent first
+        admission = tier.admit(tokens, index)
+        assert admission is not None
+        tier.release(admission)
+    admission = tier.admit(array("q", range(300, 320)), 3)  # lacks 20 tokens
+    assert admission is not None
+    assert [tier.resident(tokens) for tokens in prompts] == kept
+
+
+def test_the_replay_command_takes_the_eviction_headroom(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "town.jsonl"
+    assert (
+        bench_main(
+            ["gen", "--workload", "town", "--agents", "6", "--steps", "300", "-o", str(trace)]
+        )
+        == 0
+    )
+    out = tmp_path / "replay.json"
+    replay = ["replay", str(trace), "--policies", "lru", "--memory-ratio", "0.5"]
+    assert bench_main([*replay, "--evict-headroom", "0", "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["params"]["evict_headroom"] == 0.0
+    for bad in ("1", "-0.1", "nan"):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_main([*replay, "--evict-headroom", bad])
+        assert exit_info.value.code == 2
+    assert "--evict-headroom: must be in [0, 1)" in capsys.readouterr().err
