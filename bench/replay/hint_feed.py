@@ -47,9 +47,11 @@ class HintFeed:
         while self._next < len(self._hints) and self._hints[self._next].step < clock:
             self._held.append(self._hints[self._next])
             self._next += 1
-        out = [hint for hint in self._held if self._done(hint)]
-        if out:
-            self._held = [hint for hint in self._held if not self._done(hint)]
+        out: list[Hint] = []
+        held: list[Hint] = []
+        for hint in self._held:
+            (out if self._done(hint) else held).append(hint)
+        self._held = held
         return out
 
     def _done(self, hint: Hint) -> bool:
