@@ -97,13 +97,15 @@ class Prefetcher:
         return fetched
 
     def _gpu(self, item: _Candidate) -> int:
-        return self.radix.match(item.prompt.tokens[: item.end])
+        return self.radix.resident(item.prompt.tokens[: item.end])
 
     def _candidates(self) -> dict[str, _Candidate]:
         """Due owners whose owned prefix is partly on the host only, by owner key.
 
-        Matching marks device nodes used, so owners are visited in key order (not in the
-        runtime's nearest-first order): the tree's recency stays independent of ties in eta.
+        The tree is only read (``RadixTier.resident``), as the live prefetcher walks nodes
+        without matching: probing with a match marked every due owner's device prefix used, so
+        a prefetch that fetched nothing still reordered the tree's evictions (a host tier
+        smaller than the device then cost ScaleSim recompute).
         """
         out: dict[str, _Candidate] = {}
         for owner in sorted(self.runtime.due_owners()):
@@ -113,7 +115,7 @@ class Prefetcher:
                 continue
             prompt = self.book.prompts[index]
             stable = self.owned[agent]
-            gpu = self.radix.match(prompt.tokens[:stable])
+            gpu = self.radix.resident(prompt.tokens[:stable])
             host = self.host.hit(prompt, gpu) if gpu < stable else 0
             if min(stable, gpu + host) > gpu:
                 out[owner] = _Candidate(agent, prompt, index, min(stable, gpu + host))

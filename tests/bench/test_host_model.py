@@ -1,12 +1,19 @@
-"""The replay's host tier: which chains stay on the host under ScaleSim's ranking."""
+"""The replay's host tier: which chains stay on the host under ScaleSim's ranking, and that more
+host memory never costs ScaleSim recompute."""
 
 from __future__ import annotations
 
+import random
 from array import array
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from scalesim.bench.hint_noise import with_hints
+from scalesim.bench.replay.engine import replay_policies
 from scalesim.bench.replay.host import HostTier
 from scalesim.bench.replay.policies import ScaleSimRanking
 from scalesim.bench.replay.prompts import PromptBook
+from scalesim.bench.replay.result import Mode, ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
 
 
@@ -87,3 +94,54 @@ def test_a_chain_still_on_the_device_keeps_its_host_copy_whatever_its_rank() -> 
     without_device.ranking.advance(1.0)  # type: ignore[attr-defined]
     without_device.write_through(book.prompts[2], now=3.0, owner=("a", 16))
     assert b1[2] not in without_device and a2[1] in without_device  # ranks alone decide
+
+
+def _rewriting_agents(seed: int, *, agents: int = 10, steps: int = 120) -> Trace:
+    """Agents sharing a system prompt, each with a persona and a memory block it rewrites at
+    one call in five, calling after random gaps (1-12 steps)."""
+    rng = random.Random(seed)
+    next_step = {f"a{i}": rng.randrange(4) for i in range(agents)}
+    version = dict.fromkeys(next_step, 0)
+    calls: list[Call] = []
+    for step in range(steps):
+        for agent in sorted(next_step):
+            if next_step[agent] != step:
+                continue
+            call_id = f"c{len(calls)}"
+            if rng.random() < 0.2:
+                version[agent] += 1
+            prompt = (
+                Segment("sys", 12),
+                Segment(f"persona/{agent}", 16),
+                Segment(f"mem/{agent}/{version[agent]}", 8),
+                Segment(f"obs/{call_id}", 3),
+            )
+            calls.append(Call(call_id, agent, step, prompt, 2))
+            next_step[agent] = step + rng.randrange(1, 13)
+    return Trace(TraceHeader("rewriting", agents, steps), tuple(calls))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    level=st.sampled_from(["exact", "noise:0.5", "random"]),
+    mode=st.sampled_from(list(Mode)),
+)
+@example(seed=0, level="exact", mode=Mode.LOCKSTEP)
+def test_more_host_memory_never_makes_scalesim_recompute_more(
+    seed: int, level: str, mode: Mode
+) -> None:
+    """A tier added, or grown, must never cost recompute, whatever the hints, including hosts
+    smaller than the device. The example is a regression: the prefetcher probed the tree with a
+    match, which marks the probed prefixes used, so a host tier that fetched nothing still
+    reordered the device's evictions (20 more tokens recomputed with host 0.1)."""
+    trace = with_hints(_rewriting_agents(seed), level, seed=seed)
+    recomputed = [
+        replay_policies(
+            trace,
+            ["scalesim"],
+            ReplayConfig(memory_ratio=0.3, host_ratio=host, token_scale=1, mode=mode),
+        )["scalesim"].recomputed_tokens
+        for host in (0.0, 0.1, 0.25, 0.5, 1.0)
+    ]
+    assert recomputed == sorted(recomputed, reverse=True), recomputed
