@@ -123,10 +123,6 @@ class RadixTier:
         (SGLang's read-only ``UnifiedTreeCore.match_full_device_prefix``)."""
         return int(self.cache.tree_core.match_full_device_prefix(RadixKey(tokens))[0])
 
-    def match(self, tokens: array) -> int:  # type: ignore[type-arg]
-        """Tokens of ``tokens`` resident on the device (marks them used)."""
-        return int(self._match(tokens).device_prefix_len)
-
     def _match(self, tokens: array) -> Any:  # type: ignore[type-arg]
         return self.cache.match_prefix(MatchPrefixParams(key=RadixKey(tokens)))
 

@@ -49,8 +49,8 @@ def test_prefetch_evicts_only_strictly_farther_prefixes(
 ) -> None:
     prefetcher, radix, book = _setup(a_next, b_next)
     moved = prefetcher.plan(budget_bytes=10**12)
-    a_resident = radix.match(book.prompts[0].tokens[:8])
-    b_resident = radix.match(book.prompts[1].tokens[:8])
+    a_resident = radix.resident(book.prompts[0].tokens[:8])
+    b_resident = radix.resident(book.prompts[1].tokens[:8])
     assert (bool(moved), a_resident, b_resident) == (
         fetched,
         8 if fetched else 0,

@@ -14,6 +14,8 @@ from scalesim.bench.replay.radix import Admission, RadixTier
 from scalesim.patches.mem_cache import build_eviction_strategy
 from scalesim.patches.registration import register_and_verify, resolve_target
 from scalesim.patches.table import TREE_HOOKS
+from sglang.srt.mem_cache.base_prefix_cache import MatchPrefixParams
+from sglang.srt.mem_cache.radix_cache import RadixKey
 
 from scalesim.distance import RankKey
 from scalesim.runtime import DEFAULT_NAMESPACE, ScaleSimRuntime, owner_key
@@ -57,7 +59,11 @@ class Harness:
         self.runtime.predict(DEFAULT_NAMESPACE, dict(next_calls))
 
     def resident(self, tokens: list[int]) -> int:
-        return self.tier.match(array("q", tokens))
+        return self.tier.resident(array("q", tokens))
+
+    def touch(self, tokens: list[int]) -> None:
+        """Use the cached prefix of ``tokens``, as a request's match does."""
+        self.tier.cache.match_prefix(MatchPrefixParams(key=RadixKey(array("q", tokens))))
 
     def evict(self, n_tokens: int) -> None:
         self.tier.evict(n_tokens)
@@ -108,7 +114,7 @@ def test_no_distances_is_lru_order() -> None:
     cache = Harness()
     for agent, tokens in (("a", A), ("b", B), ("c", C)):
         cache.insert(agent, tokens)
-    cache.resident(A)  # touch a: b is now least recently used
+    cache.touch(A)  # b is now least recently used
     cache.evict(4)
     assert (cache.resident(B), cache.resident(C)) == (0, 4)
     assert cache.resident(A) == 4
@@ -158,7 +164,7 @@ def test_parent_split_off_by_a_match_keeps_its_owners_after_the_child_is_evicted
     cache = Harness()
     cache.insert("a", [1, 2, 3, 4])
     cache.insert("b", [5, 6, 7, 8])
-    assert cache.resident([1, 2]) == 2  # splits a's node into [1, 2] -> [3, 4]
+    cache.touch([1, 2])  # a match ending mid-node splits a's node into [1, 2] -> [3, 4]
     assert cache.leaf_owners() == {(3, 4): {owner("a")}, (5, 6, 7, 8): {owner("b")}}
     cache.predict({"a": 9.0, "b": 5.0})
     cache.evict(2)  # a is now the farthest: its leaf [3, 4] goes, the parent [1, 2] stays
