@@ -49,9 +49,8 @@ class ReplayConfig:
         queue_order: the order ScaleSim admits ready calls in (``RuntimeConfig.queue_order``;
             every other policy admits in arrival order, as stock SGLang's FCFS).
         prefix_ownership: how much of its prompt a ScaleSim agent owns
-            (``RuntimeConfig.prefix_ownership``), learned in runs of the live default's real
-            tokens (``RuntimeConfig.reuse_chunk_tokens``, 16), i.e. 16 // ``token_scale``
-            replay tokens (at least one).
+            (``RuntimeConfig.prefix_ownership``), learned at one replay token (``token_scale``
+            real tokens, the live default's 16) per compared run.
     """
 
     memory_ratio: float
@@ -76,7 +75,7 @@ class ReplayConfig:
             hint_trust=self.hint_trust,
             queue_order=self.queue_order,
             prefix_ownership=self.prefix_ownership,
-            reuse_chunk_tokens=max(1, RuntimeConfig().reuse_chunk_tokens // self.token_scale),
+            reuse_chunk_tokens=1,
         )
 
 

@@ -3,14 +3,10 @@ replay prediction's granularity."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from scalesim.bench.live.report import replay_policy_of
 from scalesim.bench.live.run import run_name
 from scalesim.bench.live.setup import LiveParams
-
-from scalesim.runtime import RuntimeConfig
 
 
 def test_cluster_runs_are_every_policy_under_every_routing() -> None:
@@ -51,7 +47,3 @@ def test_cluster_runs_are_predicted_by_their_policys_replay() -> None:
 def test_the_live_prediction_replays_at_the_servers_granularity() -> None:
     config = LiveParams(policies=("stock", "scalesim"), memory_ratio=0.75).replay_config()
     assert (config.token_scale, config.evict_headroom) == (1, 0.0)
-    # ownership is learned in runs of the live server's default length, in real tokens
-    assert config.runtime_config().reuse_chunk_tokens == RuntimeConfig().reuse_chunk_tokens
-    coarse = dataclasses.replace(config, token_scale=16)
-    assert coarse.runtime_config().reuse_chunk_tokens * 16 == RuntimeConfig().reuse_chunk_tokens
