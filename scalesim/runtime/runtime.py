@@ -164,7 +164,9 @@ class ScaleSimRuntime:
         }
         applied = self.table.update_batch(distances, now=state.clock, source=source)
         for owner, distance in distances.items():
-            self.trust.seen(owner, namespace, at=state.clock)
+            in_force = self.table.lookup(owner, now=state.clock).entry
+            predicted = None if in_force is None or in_force.set_at != state.clock else in_force.eta
+            self.trust.seen(owner, namespace, at=state.clock, predicted=predicted)
             if distance is not None:
                 heapq.heappush(state.due, (state.clock + distance, owner))
         self._compact_due(state)

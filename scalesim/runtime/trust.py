@@ -18,7 +18,12 @@ agent's pace, the distances its calls really took over the distances predicted (
 pooled toward its namespace, bounded by PACE_BOUNDS; per agent, as a simulation may estimate
 one kind of agent well and another badly), stretches every prediction from the time it was
 made before it is scored or ranked, so hints that expect every call twice as soon rank as well
-as exact ones instead of all going overdue.
+as exact ones instead of all going overdue. Every prediction made since the agent's last call
+counts for as long as it was in force, since ranks used it that long: a simulation that re-sends
+an estimate each tick (an on-call agent's next task, always "a mean gap from now") has, at each
+call, one made a moment ago that said a whole mean; scored on that one alone, such agents' pace
+fell to the bound and their state ranked as near (schedule, hints re-sent every 10 steps:
+1.40x Belady's excess recompute instead of 1.24x).
 
 Early and late predictions differ: a call that came before its predicted time only counts in
 the pairs; a predicted time that passed without the call counts as "now", trusted less the
@@ -52,6 +57,9 @@ PACE_BOUNDS = (1 / 16, 16.0)
 #: How much more often predictions must order pairs right than recency to earn full trust
 #: (and less often to lose it all); in between, trust grows linearly.
 MARGIN = 0.05
+#: Predictions kept per agent between two of its calls; past it, every other one is dropped
+#: (the first stays) and the time it was in force goes to the one before it.
+HELD_PREDICTIONS = 16
 
 #: The prediction in force for an owner as (predicted time, when it was made), None: none.
 PredictionOf = Callable[[str], "tuple[float, float] | None"]
@@ -63,8 +71,8 @@ class Fit:
 
     calls: float = 0.0
     miss: float = 0.0  # sum of |actual - predicted| (predictions at the learned pace)
-    ahead: float = 0.0  # sum of predicted distances (from when each prediction was made)
-    took: float = 0.0  # sum of the distances the calls really came at
+    ahead: float = 0.0  # sum of predicted distances, times how long each was in force
+    took: float = 0.0  # sum of the distances the calls really came at, the same weights
     pairs: float = 0.0  # caller-rival pairs compared
     hint_right: float = 0.0  # pairs the predictions ordered right (ties: half)
     recency_right: float = 0.0  # pairs recency ordered right (ties: half)
@@ -93,6 +101,7 @@ class AgentRecord:
     last_call: float
     fit: Fit = field(default_factory=Fit)
     broke_no_call: bool = False  # it called while its prediction said no call
+    held: list[tuple[float, float]] = field(default_factory=list)  # since its last call
 
 
 @dataclass
@@ -114,10 +123,21 @@ class HintTrust:
     def __len__(self) -> int:
         return len(self._agents)
 
-    def seen(self, owner: str, namespace: str, *, at: float) -> None:
-        """``owner`` got a prediction at ``at``: its recency starts there if it never called."""
+    def seen(
+        self, owner: str, namespace: str, *, at: float, predicted: float | None = None
+    ) -> None:
+        """``owner`` got a prediction at ``at`` (``predicted``: its next-call time, None: no
+        call); its recency starts there if it never called."""
         if owner not in self._agents:
             self._add(owner, namespace, at)
+        if predicted is None:
+            return
+        held = self._agents[owner].held
+        if held and held[-1][1] == at:
+            held.pop()  # replaced at the same instant: never in force
+        held.append((predicted, at))
+        if len(held) > HELD_PREDICTIONS:
+            del held[1::2]
 
     def called(
         self,
@@ -142,11 +162,14 @@ class HintTrust:
         space = self._namespaces[namespace]
         record.broke_no_call |= despite_no_call
         if at > record.last_call and predicted is not None:
-            paced = _paced(predicted, _pooled(record.fit, space.fit).pace)
+            pace = _pooled(record.fit, space.fit).pace
+            paced = _paced(predicted, pace)
             pairs = self._rivals_scored(owner, record, space, at, paced, prediction_of)
-            distances = (max(0.0, predicted[0] - predicted[1]), max(0.0, at - predicted[1]))
-            record.fit.add(abs(at - paced), distances, pairs, keep=AGENT_KEEP)
-            space.fit.add(abs(at - paced), distances, pairs, keep=NAMESPACE_KEEP)
+            held = [made for made in record.held if made[1] <= at] or [predicted]
+            miss, distances = _scored_in_force(held, at, pace)
+            record.fit.add(miss, distances, pairs, keep=AGENT_KEEP)
+            space.fit.add(miss, distances, pairs, keep=NAMESPACE_KEEP)
+        record.held.clear()
         record.last_call = max(record.last_call, at)
 
     def trusts_no_call(self, owner: str) -> bool:
@@ -244,6 +267,23 @@ class HintTrust:
             hint_right += _right(left, rival_left)
             recency_right += _right(age, rival_age)
         return pairs, hint_right, recency_right
+
+
+def _scored_in_force(
+    held: list[tuple[float, float]], at: float, pace: float
+) -> tuple[float, tuple[float, float]]:
+    """Score the predictions ``held`` as (predicted time, made at), in the order they were made,
+    against a call at ``at``: the miss (each at ``pace``) averaged over the time each was in
+    force, and (predicted, actual) distances summed with that time as weight."""
+    ends = [made for _, made in held[1:]] + [at]
+    spans = [max(0.0, end - made) for (_, made), end in zip(held, ends, strict=True)]
+    total = sum(spans)
+    if total == 0:  # called the instant it was predicted: no time to weigh the pace by
+        return abs(at - _paced(held[-1], pace)), (0.0, 0.0)
+    miss = sum(span * abs(at - _paced(p, pace)) for span, p in zip(spans, held, strict=True))
+    ahead = sum(span * max(0.0, p[0] - p[1]) for span, p in zip(spans, held, strict=True))
+    took = sum(span * max(0.0, at - p[1]) for span, p in zip(spans, held, strict=True))
+    return miss / total, (ahead, took)
 
 
 def _trusted_left(predicted: float, now: float, age: float, typical_miss: float) -> float:

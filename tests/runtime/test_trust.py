@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from scalesim.distance.rank import NO_CALL
@@ -61,6 +64,31 @@ def test_predictions_off_by_a_steady_factor_are_rescaled() -> None:
     assert runtime.trust.pace(agents[0], "town") == pytest.approx(2.0)
     ranks = [runtime.rank_key([agent], 0.0) for agent in agents]
     assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4
+
+
+def _on_call_with_estimates_resent(runtime: ScaleSimRuntime, steps: int) -> None:
+    """Four on-call agents handed tasks at random (a memoryless process, mean gap 20 steps); the
+    simulation re-sends every agent's estimate each tick: "the mean from now"."""
+    rng = random.Random(3)
+    next_task = {f"c{i}": math.ceil(rng.expovariate(1 / 20)) for i in range(4)}
+    for step in range(steps):
+        for agent in sorted(next_task):
+            if next_task[agent] == step:
+                runtime.observe(AgentMeta(agent, "town", clock=float(step)))
+                next_task[agent] = step + math.ceil(rng.expovariate(1 / 20))
+        runtime.predict("town", {agent: step + 20.0 for agent in next_task})
+        runtime.advance("town", step + 1.0)
+
+
+def test_an_estimate_resent_each_tick_keeps_its_pace() -> None:
+    """Regression: scored only on the prediction in force at each call (made a tick before,
+    saying 20 steps), these agents read as calling 16x sooner than predicted, the pace's bound,
+    and their state ranked as due in about a step. Each prediction now counts for as long as it
+    was in force: a memoryless agent's "mean from now" is right on average, at every moment."""
+    runtime = ScaleSimRuntime()
+    _on_call_with_estimates_resent(runtime, 2000)
+    for i in range(4):
+        assert 0.6 < runtime.trust.pace(owner_key("town", f"c{i}"), "town") < 1.6
 
 
 def test_an_overdue_prediction_stops_pinning_its_agent() -> None:
