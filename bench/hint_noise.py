@@ -15,6 +15,8 @@ each hint says the call is:
   information at all.
 - ``adversarial``: the true distances turned upside down (``longest - true``): the nearest
   call is said to be the farthest.
+- ``partial:F``: exact hints for a share ``F`` of the agents (drawn at random) and none at all
+  for the others, as a simulation that can estimate only some kinds of agents sends them.
 
 Invariants: the same trace, level and seed give the same hints (a private RNG per run).
 """
@@ -25,6 +27,7 @@ import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from math import inf
 
 from .hint_quality import true_next_calls
 from .trace import Event, Hint, Trace
@@ -32,6 +35,7 @@ from .trace import Event, Hint, Trace
 EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
 _NOISE = "noise:"
 _SCALE = "scale:"
+_PARTIAL = "partial:"
 
 
 @dataclass(frozen=True)
@@ -47,23 +51,29 @@ def check_level(level: str) -> str:
     """``level`` if it names a variant; ValueError naming the choices otherwise."""
     if level in (EXACT, RANDOM, ADVERSARIAL):
         return level
-    for prefix, least in ((_NOISE, 0.0), (_SCALE, 1e-9)):
+    for prefix, least, most in ((_NOISE, 0.0, inf), (_SCALE, 1e-9, inf), (_PARTIAL, 0.0, 1.0)):
         if level.startswith(prefix):
             try:
-                if float(level[len(prefix) :]) >= least:
+                if least <= float(level[len(prefix) :]) <= most:
                     return level
             except ValueError:
                 pass
     raise ValueError(
-        f"hint level {level!r}: use exact, noise:F (F >= 0), scale:F (F > 0), random or adversarial"
+        f"hint level {level!r}: use exact, noise:F (F >= 0), scale:F (F > 0), "
+        "partial:F (0 <= F <= 1), random or adversarial"
     )
 
 
 def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
     """``trace`` with its hints replaced by the variant ``level`` (see the module docstring)."""
+    rng = random.Random(seed)
     slots = _slots(trace)
+    if check_level(level).startswith(_PARTIAL):
+        share = float(level[len(_PARTIAL) :])
+        hinted = {agent for agent in sorted({slot.agent for slot in slots}) if rng.random() < share}
+        slots = [slot for slot in slots if slot.agent in hinted]
     distances = [slot.truth - slot.step for slot in slots if slot.truth is not None]
-    distort = _distortion(check_level(level), distances, random.Random(seed))
+    distort = _distortion(level, distances, rng)
     hints = [
         Hint(slot.step, slot.agent, None)
         if slot.truth is None
@@ -91,7 +101,7 @@ def _distortion(level: str, distances: list[int], rng: random.Random) -> Callabl
     """The map from a true distance (steps) to the hinted one."""
     longest = max(distances, default=0)
     mean = sum(distances) / len(distances) if distances else 0.0
-    if level == EXACT:
+    if level == EXACT or level.startswith(_PARTIAL):
         return lambda distance: distance
     if level == RANDOM:
         return lambda distance: round(rng.uniform(0.0, 2.0 * mean))

@@ -2,7 +2,8 @@
 
 Who calls it: ``scalesim bench hints`` (``cli.py``). One trace is replayed once under ``lru``,
 ``belady`` and ``infinite`` (none of them reads hints), then under ``scalesim`` once per hint
-level (``hint_noise.py``: exact, growing noise, biased by a steady factor, random,
+level (``hint_noise.py``: exact, growing noise, biased by a steady factor, hints for half the
+agents only, random,
 adversarial), with learned trust (the default) and, for comparison, with full trust in every
 hint. Excess recompute (recomputed
 minus ``infinite``'s: what finite memory costs) is the figure of merit; the sweep prints it as
@@ -29,7 +30,9 @@ from .replay.engine import replay_policies
 from .replay.result import PolicyResult, ReplayConfig
 from .trace import Trace
 
-DEFAULT_LEVELS = "exact,noise:0.1,noise:0.25,noise:0.5,noise:1,scale:0.5,scale:2,random,adversarial"
+DEFAULT_LEVELS = (
+    "exact,noise:0.1,noise:0.25,noise:0.5,noise:1,scale:0.5,scale:2,partial:0.5,random,adversarial"
+)
 _BASELINES = ("lru", "belady", "infinite")
 
 

@@ -34,7 +34,8 @@ too: once an agent called while its prediction said no call (a simulation that s
 
 Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock; rivals taken
 in a fixed rotation), so every tensor-parallel rank learns the same weights; memory is one
-small record per agent with a prediction or a call, dropped with the agent.
+small record per agent with a prediction or a call (with at most HELD_PREDICTIONS predictions),
+dropped with the agent.
 """
 
 from __future__ import annotations

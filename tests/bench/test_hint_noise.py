@@ -36,7 +36,9 @@ def test_zero_noise_gives_the_exact_hints() -> None:
     assert with_hints(trace, "noise:0").hints == exact_hints(trace).hints
 
 
-@pytest.mark.parametrize("level", ["exact", "noise:0.5", "scale:0.5", "random", "adversarial"])
+@pytest.mark.parametrize(
+    "level", ["exact", "noise:0.5", "scale:0.5", "partial:0.5", "random", "adversarial"]
+)
 def test_every_variant_is_a_valid_trace_with_the_same_calls(level: str, tmp_path: Path) -> None:
     trace = agents_trace(agents=6, steps=30, seed=2)
     varied = with_hints(trace, level, seed=4)
@@ -65,7 +67,20 @@ def test_scaled_hints_are_the_true_distances_times_the_factor() -> None:
             assert scaled.next_step == truth.step + 2 * (truth.next_step - truth.step)
 
 
-@pytest.mark.parametrize("level", ["noisy", "scale:0", "scale:-1", "noise:-0.5"])
+def test_partial_hints_are_the_exact_hints_of_some_agents_and_none_of_the_others() -> None:
+    trace = agents_trace(agents=20, steps=60, seed=5)
+    exact = exact_hints(trace).hints
+    half = with_hints(trace, "partial:0.5", seed=2).hints
+    hinted = {hint.agent for hint in half}
+    assert 0 < len(hinted) < 20
+    assert sorted(half, key=repr) == sorted(
+        (hint for hint in exact if hint.agent in hinted), key=repr
+    )
+    assert with_hints(trace, "partial:0").hints == ()
+    assert sorted(with_hints(trace, "partial:1").hints, key=repr) == sorted(exact, key=repr)
+
+
+@pytest.mark.parametrize("level", ["noisy", "scale:0", "scale:-1", "noise:-0.5", "partial:1.5"])
 def test_unknown_level_is_refused_with_the_choices(level: str) -> None:
     with pytest.raises(ValueError, match="noise:F"):
         check_level(level)
@@ -81,14 +96,15 @@ def _excess(trace: Trace, ratio: float) -> dict[str, int]:
 @settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    level=st.sampled_from(["random", "adversarial"]),
+    level=st.sampled_from(["random", "adversarial", "partial:0.5"]),
     ratio=st.sampled_from([0.3, 0.5]),
 )
 @example(seed=55, level="adversarial", ratio=0.5)
 def test_worthless_hints_leave_scalesim_near_lru(seed: int, level: str, ratio: float) -> None:
     """Uninformative or inverted hints must cost little: ScaleSim's learned trust falls back to
     recency, so its excess recompute stays within 10% of LRU's (plus three prompts; over 320
-    drawn cases the worst was 1.064x).
+    drawn cases the worst was 1.064x). Nor may hints for only half of the agents (the others
+    rank by recency below every hinted one).
 
     The example is a regression: trust scored an overdue prediction as "due now", so inverted
     hints (every call late) seemed to beat recency and kept full trust: 1.12x LRU's excess."""
