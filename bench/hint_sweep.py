@@ -3,11 +3,10 @@
 Who calls it: ``scalesim bench hints`` (``cli.py``). One trace is replayed once under ``lru``,
 ``belady`` and ``infinite`` (none of them reads hints), then under ``scalesim`` once per hint
 level (``hint_noise.py``: exact, growing noise, biased by a steady factor, hints for half the
-agents only, random,
-adversarial), with learned trust (the default) and, for comparison, with full trust in every
-hint. Excess recompute (recomputed
-minus ``infinite``'s: what finite memory costs) is the figure of merit; the sweep prints it as
-multiples of LRU's and Belady's, and writes JSON, a markdown table and a PNG.
+agents only, random, adversarial), with learned trust (the default) and, for comparison, with
+full trust in every hint. Excess recompute (recomputed minus ``infinite``'s: what finite memory
+costs) is the figure of merit; the sweep prints it as multiples of LRU's and Belady's, and
+writes JSON, a markdown table and a PNG.
 
 A benchmark: it prints and writes results, never asserts (``tests/bench/test_hint_noise.py``
 holds the properties).
