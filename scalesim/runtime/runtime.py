@@ -164,9 +164,7 @@ class ScaleSimRuntime:
         }
         applied = self.table.update_batch(distances, now=state.clock, source=source)
         for owner, distance in distances.items():
-            in_force = self.table.lookup(owner, now=state.clock).entry
-            predicted = None if in_force is None or in_force.set_at != state.clock else in_force.eta
-            self.trust.seen(owner, namespace, at=state.clock, predicted=predicted)
+            self.trust.seen(owner, namespace, at=state.clock)
             if distance is not None:
                 heapq.heappush(state.due, (state.clock + distance, owner))
         self._compact_due(state)
@@ -197,6 +195,7 @@ class ScaleSimRuntime:
         applied = self.predict(update.namespace, dict(update.next_call), source=Source.TABLE)
         withdrawn = [owner_key(update.namespace, agent) for agent in update.unknown]
         forgotten = self.table.forget(withdrawn, now=update.clock)
+        self.trust.forget(withdrawn)  # withdrawn: ranked by recency alone, as stock would
         self.counters.distance_updates += forgotten
         applied += forgotten
         state = self._namespaces[update.namespace]
@@ -334,15 +333,20 @@ class ScaleSimRuntime:
         learned = self.config.hint_trust is HintTrustMode.LEARNED
         if found.knowledge is Knowledge.NO_CALL:
             if learned and not self.trust.trusts_no_call(owner):
-                return UNKNOWN_RANK  # its "no call" was wrong before: rank it by recency
+                return self._rank_by_history(owner, clock)  # its "no call" was wrong before
             return NO_CALL_RANK
         prediction = _prediction(found)
         if prediction is None:  # no fresh prediction: withdrawn, stale or none
-            return UNKNOWN_RANK
+            return self._rank_by_history(owner, clock) if learned else UNKNOWN_RANK
         eta = prediction[0]
         if learned and self.trust.knows(owner):
             eta = self.trust.blend(owner, namespace, predicted=prediction, now=clock)
         return OwnerRank(KNOWN, clock - eta)
+
+    def _rank_by_history(self, owner: str, clock: float) -> OwnerRank:
+        """An agent without a prediction: by its own calls' intervals, else by recency alone."""
+        left = self.trust.left_by_history(owner, now=clock)
+        return UNKNOWN_RANK if left is None else OwnerRank(KNOWN, -left)
 
     def _compact_due(self, state: Namespace) -> None:
         """Drop superseded heap entries once they outnumber the live ones (amortised O(1))."""

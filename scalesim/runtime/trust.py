@@ -18,24 +18,28 @@ agent's pace, the distances its calls really took over the distances predicted (
 pooled toward its namespace, bounded by PACE_BOUNDS; per agent, as a simulation may estimate
 one kind of agent well and another badly), stretches every prediction from the time it was
 made before it is scored or ranked, so hints that expect every call twice as soon rank as well
-as exact ones instead of all going overdue. Every prediction made since the agent's last call
-counts for as long as it was in force, since ranks used it that long: a simulation that re-sends
-an estimate each tick (an on-call agent's next task, always "a mean gap from now") has, at each
-call, one made a moment ago that said a whole mean; scored on that one alone, such agents' pace
-fell to the bound and their state ranked as near (schedule, hints re-sent every 10 steps:
-1.40x Belady's excess recompute instead of 1.24x).
+as exact ones instead of all going overdue. The prediction scored is the one in force at the
+call: a simulation that re-sends "a mean gap from now" every tick for an agent called at random
+reads as calling far sooner than predicted (known limitation; README, hint quality).
 
 Early and late predictions differ: a call that came before its predicted time only counts in
 the pairs; a predicted time that passed without the call counts as "now", trusted less the
 longer it is overdue compared with how far off this scope's predictions usually land, so a call
 that was expected and never came stops pinning its agent. "No call expected" is a prediction
 too: once an agent called while its prediction said no call (a simulation that sends null for
-"not known yet"), its later nulls rank it as unknown (by recency) instead of below every agent.
+"not known yet"), its later nulls rank it as an agent without a prediction instead of below
+every agent.
+
+An agent without a prediction (never sent one, or its last went stale) ranks by its own calls:
+at its usual interval between calls, or at how long it has been away if that is longer. A
+simulation that can estimate only some of its agents then does not have every other agent's
+state evicted before the hinted agents' state for calls hours away (social, exact hints for
+half of the agents: 1.15x LRU's excess recompute with those ranked below every hinted agent,
+0.70x so).
 
 Invariants: pure arithmetic on the inputs (namespace clocks, never a wall clock; rivals taken
 in a fixed rotation), so every tensor-parallel rank learns the same weights; memory is one
-small record per agent with a prediction or a call (with at most HELD_PREDICTIONS predictions),
-dropped with the agent.
+small record per agent with a prediction or a call, dropped with the agent.
 """
 
 from __future__ import annotations
@@ -58,9 +62,6 @@ PACE_BOUNDS = (1 / 16, 16.0)
 #: How much more often predictions must order pairs right than recency to earn full trust
 #: (and less often to lose it all); in between, trust grows linearly.
 MARGIN = 0.05
-#: Predictions kept per agent between two of its calls; past it, every other one is dropped
-#: (the first stays) and the time it was in force goes to the one before it.
-HELD_PREDICTIONS = 16
 
 #: The prediction in force for an owner as (predicted time, when it was made), None: none.
 PredictionOf = Callable[[str], "tuple[float, float] | None"]
@@ -72,8 +73,8 @@ class Fit:
 
     calls: float = 0.0
     miss: float = 0.0  # sum of |actual - predicted| (predictions at the learned pace)
-    ahead: float = 0.0  # sum of predicted distances, times how long each was in force
-    took: float = 0.0  # sum of the distances the calls really came at, the same weights
+    ahead: float = 0.0  # sum of predicted distances (from when each prediction was made)
+    took: float = 0.0  # sum of the distances the calls really came at
     pairs: float = 0.0  # caller-rival pairs compared
     hint_right: float = 0.0  # pairs the predictions ordered right (ties: half)
     recency_right: float = 0.0  # pairs recency ordered right (ties: half)
@@ -102,7 +103,8 @@ class AgentRecord:
     last_call: float
     fit: Fit = field(default_factory=Fit)
     broke_no_call: bool = False  # it called while its prediction said no call
-    held: list[tuple[float, float]] = field(default_factory=list)  # since its last call
+    gaps: float = 0.0  # decayed sum of the intervals between its calls
+    intervals: float = 0.0  # decayed count of them
 
 
 @dataclass
@@ -124,21 +126,10 @@ class HintTrust:
     def __len__(self) -> int:
         return len(self._agents)
 
-    def seen(
-        self, owner: str, namespace: str, *, at: float, predicted: float | None = None
-    ) -> None:
-        """``owner`` got a prediction at ``at`` (``predicted``: its next-call time, None: no
-        call); its recency starts there if it never called."""
+    def seen(self, owner: str, namespace: str, *, at: float) -> None:
+        """``owner`` got a prediction at ``at``: its recency starts there if it never called."""
         if owner not in self._agents:
             self._add(owner, namespace, at)
-        if predicted is None:
-            return
-        held = self._agents[owner].held
-        if held and held[-1][1] == at:
-            held.pop()  # replaced at the same instant: never in force
-        held.append((predicted, at))
-        if len(held) > HELD_PREDICTIONS:
-            del held[1::2]
 
     def called(
         self,
@@ -163,15 +154,24 @@ class HintTrust:
         space = self._namespaces[namespace]
         record.broke_no_call |= despite_no_call
         if at > record.last_call and predicted is not None:
-            pace = _pooled(record.fit, space.fit).pace
-            paced = _paced(predicted, pace)
+            paced = _paced(predicted, _pooled(record.fit, space.fit).pace)
             pairs = self._rivals_scored(owner, record, space, at, paced, prediction_of)
-            held = [made for made in record.held if made[1] <= at] or [predicted]
-            miss, distances = _scored_in_force(held, at, pace)
-            record.fit.add(miss, distances, pairs, keep=AGENT_KEEP)
-            space.fit.add(miss, distances, pairs, keep=NAMESPACE_KEEP)
-        record.held.clear()
+            distances = (max(0.0, predicted[0] - predicted[1]), max(0.0, at - predicted[1]))
+            record.fit.add(abs(at - paced), distances, pairs, keep=AGENT_KEEP)
+            space.fit.add(abs(at - paced), distances, pairs, keep=NAMESPACE_KEEP)
+        if at > record.last_call:
+            record.gaps = record.gaps * AGENT_KEEP + (at - record.last_call)
+            record.intervals = record.intervals * AGENT_KEEP + 1.0
         record.last_call = max(record.last_call, at)
+
+    def left_by_history(self, owner: str, *, now: float) -> float | None:
+        """Time left until ``owner``'s next call judged by its own calls alone, for an agent
+        without a prediction: its usual interval, or how long it has been away if longer
+        (LRU's guess); None before it has an interval."""
+        record = self._agents.get(owner)
+        if record is None or record.intervals == 0:
+            return None
+        return max(record.gaps / record.intervals, now - record.last_call)
 
     def trusts_no_call(self, owner: str) -> bool:
         """Whether ``owner``'s "no call expected" still ranks it below every agent: until one
@@ -268,23 +268,6 @@ class HintTrust:
             hint_right += _right(left, rival_left)
             recency_right += _right(age, rival_age)
         return pairs, hint_right, recency_right
-
-
-def _scored_in_force(
-    held: list[tuple[float, float]], at: float, pace: float
-) -> tuple[float, tuple[float, float]]:
-    """Score the predictions ``held`` as (predicted time, made at), in the order they were made,
-    against a call at ``at``: the miss (each at ``pace``) averaged over the time each was in
-    force, and (predicted, actual) distances summed with that time as weight."""
-    ends = [made for _, made in held[1:]] + [at]
-    spans = [max(0.0, end - made) for (_, made), end in zip(held, ends, strict=True)]
-    total = sum(spans)
-    if total == 0:  # called the instant it was predicted: no time to weigh the pace by
-        return abs(at - _paced(held[-1], pace)), (0.0, 0.0)
-    miss = sum(span * abs(at - _paced(p, pace)) for span, p in zip(spans, held, strict=True))
-    ahead = sum(span * max(0.0, p[0] - p[1]) for span, p in zip(spans, held, strict=True))
-    took = sum(span * max(0.0, at - p[1]) for span, p in zip(spans, held, strict=True))
-    return miss / total, (ahead, took)
 
 
 def _trusted_left(predicted: float, now: float, age: float, typical_miss: float) -> float:

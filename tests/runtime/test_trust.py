@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import math
-import random
-
 import pytest
 
-from scalesim.distance.rank import NO_CALL
-from scalesim.runtime import AgentMeta, HintTrustMode, RuntimeConfig, ScaleSimRuntime, owner_key
+from scalesim.distance.rank import KNOWN, NO_CALL, UNKNOWN
+from scalesim.runtime import (
+    AgentMeta,
+    DistanceUpdate,
+    HintTrustMode,
+    RuntimeConfig,
+    ScaleSimRuntime,
+    owner_key,
+)
 
 
 def _calls(runtime: ScaleSimRuntime, agent: str, steps: list[float], hint: float) -> None:
@@ -66,31 +70,6 @@ def test_predictions_off_by_a_steady_factor_are_rescaled() -> None:
     assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4
 
 
-def _on_call_with_estimates_resent(runtime: ScaleSimRuntime, steps: int) -> None:
-    """Four on-call agents handed tasks at random (a memoryless process, mean gap 20 steps); the
-    simulation re-sends every agent's estimate each tick: "the mean from now"."""
-    rng = random.Random(3)
-    next_task = {f"c{i}": math.ceil(rng.expovariate(1 / 20)) for i in range(4)}
-    for step in range(steps):
-        for agent in sorted(next_task):
-            if next_task[agent] == step:
-                runtime.observe(AgentMeta(agent, "town", clock=float(step)))
-                next_task[agent] = step + math.ceil(rng.expovariate(1 / 20))
-        runtime.predict("town", {agent: step + 20.0 for agent in next_task})
-        runtime.advance("town", step + 1.0)
-
-
-def test_an_estimate_resent_each_tick_keeps_its_pace() -> None:
-    """Regression: scored only on the prediction in force at each call (made a tick before,
-    saying 20 steps), these agents read as calling 16x sooner than predicted, the pace's bound,
-    and their state ranked as due in about a step. Each prediction now counts for as long as it
-    was in force: a memoryless agent's "mean from now" is right on average, at every moment."""
-    runtime = ScaleSimRuntime()
-    _on_call_with_estimates_resent(runtime, 2000)
-    for i in range(4):
-        assert 0.6 < runtime.trust.pace(owner_key("town", f"c{i}"), "town") < 1.6
-
-
 def test_an_overdue_prediction_stops_pinning_its_agent() -> None:
     """Regression: a predicted call that never came kept its agent ranked nearest of all
     (the more overdue, the nearer), crowding out agents about to call."""
@@ -116,22 +95,40 @@ def test_a_call_trailing_the_clock_is_scored_at_its_own_clock() -> None:
 
 
 @pytest.mark.parametrize("mode", [HintTrustMode.LEARNED, HintTrustMode.FULL])
-def test_an_agent_that_called_despite_no_call_ranks_by_recency_after(mode: HintTrustMode) -> None:
+def test_an_agent_that_called_despite_no_call_ranks_by_its_calls_after(mode: HintTrustMode) -> None:
     """A simulation that sends null for "not known yet" (a workflow role between instances):
-    once ``role`` called while its prediction said no call, its later nulls rank it as an
-    unhinted agent (by recency), not below everything as ``other``'s still do. With full trust
-    every null keeps its word."""
+    once ``role`` called while its prediction said no call, its later nulls rank it as an agent
+    without a prediction (by its calls: 5 steps apart so far), not below everything as
+    ``other``'s still do. With full trust every null keeps its word."""
     runtime = ScaleSimRuntime(RuntimeConfig(hint_trust=mode))
     runtime.predict("flow", {"role": None, "other": None})
     runtime.observe(AgentMeta("role", "flow", clock=5.0))  # came despite "no call"
     runtime.predict("flow", {"role": None})
     role, other = owner_key("flow", "role"), owner_key("flow", "other")
-    unhinted = owner_key("flow", "new")
     learned = mode is HintTrustMode.LEARNED
     role_rank, other_rank = runtime.rank_key([role], 0.0), runtime.rank_key([other], 0.0)
-    assert role_rank.known == (runtime.rank_key([unhinted], 0.0).known if learned else NO_CALL)
+    assert role_rank.remaining(0.0) == (5.0 if learned else None)
+    assert role_rank.known == (KNOWN if learned else NO_CALL)
     assert other_rank.known == NO_CALL
     assert (role_rank > other_rank) is learned
+
+
+def test_an_agent_without_predictions_ranks_by_its_own_calls() -> None:
+    """A simulation that estimates only some agents: ``chatty`` never sends a prediction but
+    has called every 2 steps; it ranks at its usual interval, nearer than ``planner``, hinted
+    10 steps ahead, where it ranked below every hinted agent before. Once away longer than its
+    interval it ranks by how long it has been away; withdrawn, by recency alone (stock)."""
+    runtime = ScaleSimRuntime()
+    for step in (0.0, 2.0, 4.0, 6.0):
+        runtime.observe(AgentMeta("chatty", "town", clock=step))
+    runtime.observe(AgentMeta("planner", "town", clock=6.0, next_call=16.0))
+    chatty, planner = owner_key("town", "chatty"), owner_key("town", "planner")
+    assert runtime.rank_key([chatty], 0.0).remaining(0.0) == 2.0
+    assert runtime.rank_key([chatty], 0.0) > runtime.rank_key([planner], 0.0)
+    runtime.advance("town", 18.0)
+    assert runtime.rank_key([chatty], 0.0).remaining(0.0) == 12.0
+    runtime.apply(DistanceUpdate("town", 18.0, None, {}, unknown=("chatty",)))
+    assert runtime.rank_key([chatty], 0.0).known == UNKNOWN
 
 
 def test_a_client_without_clock_keeps_full_trust() -> None:
