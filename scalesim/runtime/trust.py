@@ -20,7 +20,7 @@ one kind of agent well and another badly), stretches every prediction from the t
 made before it is scored or ranked, so hints that expect every call twice as soon rank as well
 as exact ones instead of all going overdue. The prediction scored is the one in force at the
 call: a simulation that re-sends "a mean gap from now" every tick for an agent called at random
-reads as calling far sooner than predicted (known limitation; README, hint quality).
+reads as calling far sooner than predicted (a known limitation, measured in README).
 
 Early and late predictions differ: a call that came before its predicted time only counts in
 the pairs; a predicted time that passed without the call counts as "now", trusted less the
