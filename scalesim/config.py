@@ -40,6 +40,18 @@ class CopyKernels(Enum):
     TRITON = "triton"
 
 
+class CpuAttention(Enum):
+    """Which extend attention the CPU development mode runs (``scalesim.sglang.cpu_attention``).
+
+    ``prefix``: queries of the new tokens only, as GPU backends do, so a cached prefix saves
+    its attention too. ``sglang``: SGLang's own CPU attention, which recomputes attention over
+    the whole sequence for every request.
+    """
+
+    PREFIX = "prefix"
+    SGLANG = "sglang"
+
+
 class DeviceMode(Enum):
     """Where SGLang runs: ``cuda`` (production) or ``cpu`` (development and tests only)."""
 
@@ -64,12 +76,17 @@ class ScaleSimConfig:
     - ``copy_kernels`` (``"sglang"`` | ``"triton"``, default ``"sglang"``): ``"triton"`` runs
       HiCache's host<->device KV copies and LoRA slot loads through ``scalesim.kernels``
       (falling back to SGLang's path, logged once, for anything they do not support).
+    - ``cpu_attention`` (``"prefix"`` | ``"sglang"``, default ``"prefix"``): in CPU mode, whether
+      requests attend from their new tokens only (``prefix``: a cached prefix costs no
+      attention, as on a GPU) or through SGLang's own CPU attention (``sglang``), for stock and
+      ScaleSim servers alike; ignored on a GPU.
     """
 
     enabled: bool = True
     device_mode: DeviceMode = DeviceMode.CUDA
     adapters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     copy_kernels: CopyKernels = CopyKernels.SGLANG
+    cpu_attention: CpuAttention = CpuAttention.PREFIX
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -79,6 +96,8 @@ class ScaleSimConfig:
         _check_adapters(self.adapters)
         if not isinstance(self.copy_kernels, CopyKernels):
             raise ConfigError(f"copy_kernels must be a CopyKernels, got {self.copy_kernels!r}")
+        if not isinstance(self.cpu_attention, CpuAttention):
+            raise ConfigError(f"cpu_attention must be a CpuAttention, got {self.cpu_attention!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> ScaleSimConfig:
@@ -88,7 +107,12 @@ class ScaleSimConfig:
         if unknown:
             raise ConfigError(f"unknown ScaleSim config key(s): {', '.join(unknown)}")
         converted = dict(values)
-        for key, choice_type in (("device_mode", DeviceMode), ("copy_kernels", CopyKernels)):
+        choices: tuple[tuple[str, type[Enum]], ...] = (
+            ("device_mode", DeviceMode),
+            ("copy_kernels", CopyKernels),
+            ("cpu_attention", CpuAttention),
+        )
+        for key, choice_type in choices:
             if key in converted:
                 converted[key] = parse_choice(choice_type, converted[key], key=key)
         return cls(**converted)  # type: ignore[arg-type]
@@ -126,6 +150,7 @@ class ScaleSimConfig:
         values = asdict(self)
         values["device_mode"] = self.device_mode.value
         values["copy_kernels"] = self.copy_kernels.value
+        values["cpu_attention"] = self.cpu_attention.value
         return json.dumps(values, sort_keys=True)
 
     def with_overrides(self, overrides: Mapping[str, object]) -> ScaleSimConfig:

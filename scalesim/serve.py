@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from scalesim.config import CONFIG_ENV_VAR, ConfigError, CopyKernels, DeviceMode, ScaleSimConfig
+from scalesim.config import (
+    CONFIG_ENV_VAR,
+    ConfigError,
+    CopyKernels,
+    CpuAttention,
+    DeviceMode,
+    ScaleSimConfig,
+)
 
 #: SGLang flags ``--device cpu`` adds unless the user gave them (flag, value or None).
 CPU_DEFAULTS: tuple[tuple[str, str | None], ...] = (
@@ -84,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         "ops (default) or ScaleSim's Triton kernels, with SGLang's path as the fallback "
         "(config key copy_kernels)",
     )
+    parser.add_argument(
+        "--scalesim-cpu-attention",
+        choices=[attention.value for attention in CpuAttention],
+        help="with --device cpu: attend from each request's new tokens only, so a cached "
+        "prefix costs no attention as on a GPU (prefix, default), or run SGLang's own CPU "
+        "attention over the whole sequence (sglang); stock and ScaleSim servers alike "
+        "(config key cpu_attention)",
+    )
     return parser
 
 
@@ -106,6 +121,8 @@ def plan_serve(
         overrides["enabled"] = False
     if options.scalesim_copy_kernels:
         overrides["copy_kernels"] = options.scalesim_copy_kernels
+    if options.scalesim_cpu_attention:
+        overrides["cpu_attention"] = options.scalesim_cpu_attention
     if flag_value(sglang_argv, "--device") == DeviceMode.CPU.value:
         overrides["device_mode"] = DeviceMode.CPU.value
     config = base.with_overrides(overrides)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from scalesim.cli import build_parser, main
-from scalesim.config import CONFIG_ENV_VAR, ConfigError, CopyKernels, DeviceMode, ScaleSimConfig
+from scalesim.config import (
+    CONFIG_ENV_VAR,
+    ConfigError,
+    CopyKernels,
+    CpuAttention,
+    DeviceMode,
+    ScaleSimConfig,
+)
 from scalesim.serve import plan_serve
 from scalesim.sglang.cpu_compat import STANDIN_DIR
 
@@ -127,3 +134,13 @@ def test_bench_delegates_everything_after_it() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--help"])
     assert exit_info.value.code == 0
+
+
+def test_cpu_attention_option_reaches_every_sglang_process() -> None:
+    plan = plan_serve(["--device", "cpu"], environ={}, cuda_available=False)
+    assert plan.config.cpu_attention is CpuAttention.PREFIX
+    argv = ["--device", "cpu", "--scalesim-disable", "--scalesim-cpu-attention", "sglang"]
+    plan = plan_serve(argv, environ={}, cuda_available=False)
+    assert json.loads(plan.env["SCALESIM_CONFIG"])["cpu_attention"] == "sglang"
+    with pytest.raises(SystemExit):
+        plan_serve(["--scalesim-cpu-attention", "flash"], environ={}, cuda_available=False)

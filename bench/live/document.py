@@ -79,6 +79,7 @@ def _params_json(params: LiveParams, setup: LiveSetup) -> dict[str, Any]:
         "ooo_window_steps": params.ooo_window_steps,
         "concurrency": params.concurrency,
         "model_size": params.model_size.value,
+        "cpu_attention": params.cpu_attention.value,
         "max_output_tokens": params.max_output_tokens,
         "device_pool_tokens": pools.device_tokens,
         "host_pool_tokens": pools.host_tokens,

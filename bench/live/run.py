@@ -27,6 +27,7 @@ from tqdm import tqdm
 from scalesim.client import AsyncScaleSim, ScaleSimError
 from scalesim.client.wire import model_name
 from scalesim.cluster import ClusterOptions, RouterError, Routing, running_cluster
+from scalesim.config import CpuAttention
 from scalesim.demo import default_home
 from scalesim.server_process import ServerStartError, exit_on_signals, running_server
 from scalesim.tiny_model import TinyModelSize
@@ -73,6 +74,13 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --workers: the router routings to compare, one run each (comma-separated)",
     )
     parser.add_argument(
+        "--cpu-attention",
+        choices=[attention.value for attention in CpuAttention],
+        default=CpuAttention.PREFIX.value,
+        help="without a GPU, both servers' attention: from new tokens only, as on a GPU "
+        "(prefix), or SGLang's CPU attention, which recomputes the cached prefix's (sglang)",
+    )
+    parser.add_argument(
         "--model-size",
         choices=[size.value for size in TinyModelSize],
         default=TinyModelSize.BENCH.value,
@@ -90,6 +98,7 @@ def params_from(args: argparse.Namespace) -> LiveParams:
         mode=Mode(args.mode),
         concurrency=args.concurrency,
         model_size=TinyModelSize(args.model_size),
+        cpu_attention=CpuAttention(args.cpu_attention),
         max_output_tokens=args.max_output_tokens,
         workers=args.workers,
         routings=tuple(r.strip() for r in args.routings.split(",") if r.strip())

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalesim.config import CpuAttention
 from scalesim.demo import POLICIES, default_home
 from scalesim.tiny_model import TinyModel, TinyModelSize, ensure_tiny_model
 
@@ -54,6 +55,10 @@ class LiveParams:
             same pools as a single server).
         routings: the router's routings to compare with ``workers`` (``scalesim.cluster.
             Routing`` values, e.g. affinity and round_robin); each is one run per policy.
+        cpu_attention: on a CPU machine, the attention of both servers
+            (``scalesim serve --scalesim-cpu-attention``): PREFIX attends from new tokens only,
+            as a GPU does; SGLANG keeps SGLang's CPU attention, which recomputes attention over
+            the cached prefix and so hides much of what a cache saves.
     """
 
     policies: tuple[str, ...]
@@ -67,6 +72,7 @@ class LiveParams:
     ooo_window_steps: int = 8
     workers: int = 0
     routings: tuple[str, ...] = ()
+    cpu_attention: CpuAttention = CpuAttention.PREFIX
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.policies) - set(POLICIES))
@@ -178,14 +184,16 @@ class LiveSetup:
             )
             args += ["--enable-lora", "--lora-paths", *paths]
             args += ["--max-loras-per-batch", str(params.lora_slots or len(adapters))]
-        args += _device_args()
+        args += _device_args(params.cpu_attention)
         return cls(model, adapters, pools, tuple(args))
 
 
-def _device_args() -> list[str]:
+def _device_args(attention: CpuAttention) -> list[str]:
     import torch
 
-    return [] if torch.cuda.is_available() else ["--device", "cpu"]
+    if torch.cuda.is_available():
+        return []
+    return ["--device", "cpu", "--scalesim-cpu-attention", attention.value]
 
 
 def namespace_of(trace: Trace) -> str:

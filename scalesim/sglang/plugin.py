@@ -5,9 +5,10 @@ scheduler, detokenizer and data-parallel process (they start by spawn, so nothin
 parent reaches them). ``scalesim serve`` passes its validated config down in the
 ``SCALESIM_CONFIG`` environment variable; without it :func:`load` returns at once and SGLang is
 untouched. With it: the CPU development layer is applied when CPU mode was asked for and CUDA is
-absent, and, when ScaleSim is enabled, the SGLang version is checked (the one version gate) and
-every hook of ``scalesim.patches`` is registered and verified; the main (HTTP) process also
-gets the HTTP hooks (request metadata checks, the control channel) and the control routes.
+absent (with the prefix-aware CPU attention unless ``cpu_attention`` is ``sglang``), and, when
+ScaleSim is enabled, the SGLang version is checked (the one version gate) and every hook of
+``scalesim.patches`` is registered and verified; the main (HTTP) process also gets the HTTP
+hooks (request metadata checks, the control channel) and the control routes.
 
 SGLang logs and swallows exceptions raised by a plug-in; a ScaleSim that is enabled but cannot
 install itself must not silently serve as stock SGLang, so failures end the process instead.
@@ -21,7 +22,7 @@ import os
 from importlib import metadata
 
 from scalesim import SGLANG_VERSION
-from scalesim.config import DeviceMode, ScaleSimConfig
+from scalesim.config import CpuAttention, DeviceMode, ScaleSimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def install(config: ScaleSimConfig) -> None:
 
         if cpu_compat.needed():
             cpu_compat.apply()
+            if config.cpu_attention is CpuAttention.PREFIX:
+                from scalesim.sglang import cpu_attention
+
+                cpu_attention.install()
     if not config.enabled:
         return
     check_sglang_version()

@@ -128,7 +128,7 @@ def test_disabled_scalesim_registers_no_hooks_but_keeps_cpu_mode() -> None:
     result = _run(
         """
         import torch
-        from scalesim.sglang import cpu_compat
+        from scalesim.sglang import cpu_attention, cpu_compat
         from scalesim.patches.registration import resolve_target
         from scalesim.patches.table import HOOKS
         from sglang.srt.arg_groups.choices import RADIX_EVICTION_POLICY_CHOICES
@@ -145,6 +145,7 @@ def test_disabled_scalesim_registers_no_hooks_but_keeps_cpu_mode() -> None:
                 if getattr(hook, "__module__", "").startswith("scalesim")
             ],
             "cpu_compat": cpu_compat.is_applied(),
+            "cpu_attention": cpu_attention.is_installed(),
             "host_register": torch.cuda.cudart().cudaHostRegister(pinned.data_ptr(), 8, 0),
         }))
         """,
@@ -155,8 +156,25 @@ def test_disabled_scalesim_registers_no_hooks_but_keeps_cpu_mode() -> None:
         "choice": False,
         "scalesim_hooks": [],
         "cpu_compat": True,
+        "cpu_attention": True,  # stock CPU servers attend like ScaleSim's: a fair comparison
         "host_register": 0,
     }
+
+
+def test_cpu_attention_sglang_keeps_sglangs_own() -> None:
+    result = _run(
+        """
+        from scalesim.sglang import cpu_attention, cpu_compat
+        from sglang.srt.plugins import load_plugins
+        load_plugins()
+        print(json.dumps({
+            "cpu_compat": cpu_compat.is_applied(),
+            "cpu_attention": cpu_attention.is_installed(),
+        }))
+        """,
+        ["--scalesim-disable", "--scalesim-cpu-attention", "sglang"],
+    )
+    assert result == {"cpu_compat": True, "cpu_attention": False}
 
 
 def test_plugin_refuses_to_load_on_another_sglang_version() -> None:
