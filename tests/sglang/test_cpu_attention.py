@@ -22,6 +22,7 @@ HEADS, KV_HEADS, HEAD_SIZE, POOL = 8, 4, 16, 600
         ([57], [1]),  # a decode step
         ([0], [1]),
         ([40, 0, 99], [3, 12, 1]),
+        ([30, 64], [10, 64]),  # half cached: new tokens' queries alone
     ],
 )
 @pytest.mark.parametrize("causal", [True, False])
@@ -31,7 +32,7 @@ def test_prefix_extend_matches_sglangs_extend_attention(
     generator = torch.Generator().manual_seed(sum(prefixes) + sum(new))
     k_cache = torch.randn(POOL, KV_HEADS, HEAD_SIZE, generator=generator)
     v_cache = torch.randn(POOL, KV_HEADS, HEAD_SIZE, generator=generator)
-    req_to_token = torch.randperm(POOL, generator=generator)[:500].reshape(4, 125)
+    req_to_token = torch.randperm(POOL, generator=generator)[:560].reshape(4, 140)
     query = torch.randn(sum(new), HEADS, HEAD_SIZE, generator=generator)
     rows = torch.tensor([3, 0, 2][: len(new)])
     lens = torch.tensor([p + n for p, n in zip(prefixes, new, strict=True)])
