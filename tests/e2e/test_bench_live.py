@@ -63,6 +63,10 @@ def test_bench_live_runs_a_trace_on_both_policies(tmp_path: Path) -> None:
     document = json.loads(out.read_text())
     assert {"machine", "params", "results", "replay_prediction"} <= set(document)
     assert set(document["results"]) == {"stock", "scalesim"}
+    assert document["params"]["cpu_attention"] == "prefix"  # both servers, the default
+    if document["machine"]["gpu"] is None:
+        serve_args = document["params"]["serve_args"]
+        assert serve_args[serve_args.index("--scalesim-cpu-attention") + 1] == "prefix"
     for policy, result in document["results"].items():
         assert set(result) >= _KEYS, policy
         assert result["requests"] == n_calls and result["errors"] == 0, policy
