@@ -16,7 +16,7 @@ A masked SDPA runs torch's general kernel, about 1.7x slower per score than its 
 (which also skips the masked half), so a request with more new tokens than cached ones keeps
 SGLang's full-length query: there the redundant part costs less than the slower kernel.
 It is installed by the CPU development layer (``cpu_compat``) for stock and ScaleSim servers
-alike, unless ``scalesim serve --cpu-attention sglang`` keeps SGLang's own; cases it does not
+alike, unless ``scalesim serve --scalesim-cpu-attention sglang`` keeps SGLang's; cases it does not
 cover (sliding windows, encoder and cross attention) go to SGLang's function unchanged too.
 """
 
