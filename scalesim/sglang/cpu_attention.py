@@ -24,11 +24,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import torch
 from torch.nn.functional import scaled_dot_product_attention
+
+from scalesim import SGLANG_VERSION
+
+logger = logging.getLogger(__name__)
 
 #: The SGLang function replaced: ``TorchNativeAttnBackend._run_sdpa_forward_extend``.
 TARGET_MODULE = "sglang.srt.layers.attention.torch_native_backend"
@@ -38,18 +44,33 @@ TARGET_METHOD = "_run_sdpa_forward_extend"
 ExtendFn = Callable[..., torch.Tensor]
 
 
-def install() -> None:
-    """Replace SGLang's CPU extend attention with :func:`prefix_extend` (idempotent).
+def install(sglang_version: str | None = None) -> bool:
+    """Replace SGLang's CPU extend attention with :func:`prefix_extend` (idempotent); returns
+    whether it is in place.
+
+    Only on the SGLang release this was written against (``scalesim.SGLANG_VERSION``; default
+    the installed one): elsewhere SGLang's own stays, with a warning, since the function's
+    contract may have changed.
 
     Raises:
-        RuntimeError: naming the SGLang symbol, when this SGLang does not have it.
+        RuntimeError: naming the SGLang symbol, when the pinned SGLang does not have it.
     """
+    found = sglang_version if sglang_version is not None else metadata.version("sglang")
+    if found != SGLANG_VERSION:
+        logger.warning(
+            "CPU mode keeps SGLang's own attention: the prefix-aware one is written for "
+            "sglang==%s, found %s",
+            SGLANG_VERSION,
+            found,
+        )
+        return False
     backend = _backend()
     current = getattr(backend, TARGET_METHOD, None)
     if current is None:
         raise RuntimeError(f"{TARGET_MODULE}.{TARGET_CLASS}.{TARGET_METHOD} does not exist")
     if not is_installed():
         setattr(backend, TARGET_METHOD, prefix_extend(current))
+    return True
 
 
 def is_installed() -> bool:

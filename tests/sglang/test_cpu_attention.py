@@ -6,7 +6,7 @@ import pytest
 import torch
 from sglang.srt.layers.attention.torch_native_backend import TorchNativeAttnBackend
 
-from scalesim.sglang.cpu_attention import prefix_extend
+from scalesim.sglang.cpu_attention import install, prefix_extend
 
 _SGLANGS = TorchNativeAttnBackend._run_sdpa_forward_extend
 if getattr(_SGLANGS, "_scalesim_prefix_extend", False):  # installed in this process already
@@ -57,3 +57,9 @@ def test_windowed_attention_goes_to_sglangs_function() -> None:
         None, *([empty] * 9), causal=True, sliding_window_size=4
     )
     assert (result, calls) == ("sglang's", [4])
+
+
+def test_another_sglang_keeps_its_own_attention() -> None:
+    before = TorchNativeAttnBackend._run_sdpa_forward_extend
+    assert install(sglang_version="0.5.22") is False
+    assert TorchNativeAttnBackend._run_sdpa_forward_extend is before
