@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,14 @@ def build_document(
     *,
     runs: Mapping[str, PolicyRun],
     predicted: Mapping[str, PolicyResult],
+    makespans: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
-    """The whole run as JSON-ready data (``machine`` is read now: call it at the end)."""
+    """The whole run as JSON-ready data (``machine`` is read now: call it at the end).
+
+    ``runs`` holds one run per policy (with repeats, its median run); ``makespans`` every
+    repeat's makespan per policy, in the order they ran (``results[p]["makespans_s"]``).
+    """
+    makespans = makespans or {}
     pools = setup.pools
     header = trace.header
     return {
@@ -48,7 +54,13 @@ def build_document(
         },
         "params": _params_json(params, setup),
         "machine": machine(),
-        "results": {policy: result.as_json() for policy, (result, _) in runs.items()},
+        "results": {
+            policy: {
+                **result.as_json(),
+                "makespans_s": [round(t, 3) for t in makespans.get(policy, [result.makespan_s])],
+            }
+            for policy, (result, _) in runs.items()
+        },
         "replay_prediction": {
             "policy_for": REPLAY_POLICY,
             "config": _replay_json(params),
@@ -87,6 +99,7 @@ def _params_json(params: LiveParams, setup: LiveSetup) -> dict[str, Any]:
         "serve_args": list(setup.serve_args),
         "workers": params.workers,
         "routings": list(params.routings),
+        "repeats": params.repeats,
     }
 
 
@@ -118,6 +131,12 @@ def notes(params: LiveParams, setup: LiveSetup) -> list[str]:
         out.append(
             f"device pool raised to {pools.device_tokens} tokens (memory ratio x working set is "
             f"{int(params.memory_ratio * pools.working_set_tokens)}): every request must fit"
+        )
+    if params.repeats > 1:
+        out.append(
+            f"repeats: every policy ran {params.repeats} times, each on a fresh server, in "
+            "alternating order (A B, B A, ...); results[p] is its median-makespan run (of an "
+            "even count, the faster middle one) and makespans_s every run's, in run order"
         )
     if params.max_output_tokens is not None:
         out.append(

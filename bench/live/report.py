@@ -172,6 +172,14 @@ def comparison(document: Mapping[str, Any]) -> list[str]:
             f"live: ScaleSim recomputed {recompute:.2f}x stock's prompt tokens and finished"
             f" {speedup:.2f}x as fast (stock makespan / ScaleSim's)"
         )
+        pairs = list(
+            zip(stock.get("makespans_s", []), scalesim.get("makespans_s", []), strict=False)
+        )
+        if len(pairs) > 1:
+            lines.append(
+                "live, each repeat (stock / ScaleSim makespan, in run order): "
+                + ", ".join(f"{a:.1f} / {b:.1f} s = {a / b:.2f}x" for a, b in pairs if b > 0)
+            )
     predicted = document["replay_prediction"]["results"]
     lru = predicted.get("lru")
     if lru and lru["recomputed_tokens"] > 0:

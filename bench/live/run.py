@@ -74,6 +74,13 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --workers: the router routings to compare, one run each (comma-separated)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run every policy N times, each on a fresh server, alternating the order; the "
+        "median run of each is reported (a shared machine's speed drifts between runs)",
+    )
+    parser.add_argument(
         "--cpu-attention",
         choices=[attention.value for attention in CpuAttention],
         default=CpuAttention.PREFIX.value,
@@ -99,6 +106,7 @@ def params_from(args: argparse.Namespace) -> LiveParams:
         concurrency=args.concurrency,
         model_size=TinyModelSize(args.model_size),
         cpu_attention=CpuAttention(args.cpu_attention),
+        repeats=args.repeats,
         max_output_tokens=args.max_output_tokens,
         workers=args.workers,
         routings=tuple(r.strip() for r in args.routings.split(",") if r.strip())
@@ -138,22 +146,29 @@ def run_live(args: argparse.Namespace) -> int:
     )
     writer = PromptWriter(WordPool.from_file(setup.model.path / "tokenizer.json"))
     job = LiveJob(trace, setup, params, writer, progress=args.progress)
-    runs: dict[str, PolicyRun] = {}
+    repeats: dict[str, list[PolicyRun]] = {}
+    schedule = params.schedule()
     try:
-        for policy, routing in params.runs():
+        for index, (policy, routing) in enumerate(schedule):
             name = run_name(policy, routing)
             logs = default_home() / "bench-live" / f"{args.trace.stem}-{name}"
-            print(f"[live] {name}: starting the server(s) (logs: {logs}*)", flush=True)
+            turn = f" (run {index + 1} of {len(schedule)})" if params.repeats > 1 else ""
+            print(f"[live] {name}: starting the server(s){turn} (logs: {logs}*)", flush=True)
             if routing is None:
-                runs[name] = run_policy(policy, job, log_path=logs.with_name(f"{logs.name}.log"))
+                run = run_policy(policy, job, log_path=logs.with_name(f"{logs.name}.log"))
             else:
-                runs[name] = run_cluster_policy(policy, Routing(routing), job, log_dir=logs)
+                run = run_cluster_policy(policy, Routing(routing), job, log_dir=logs)
+            repeats.setdefault(name, []).append(run)
     except (ServerStartError, RouterError) as err:
         print(f"[live] {err}", file=sys.stderr)
         return 1
+    runs = {name: median_run(made) for name, made in repeats.items()}
     print(report.table({policy: result for policy, (result, _) in runs.items()}, predicted))
+    makespans = {name: [result.makespan_s for result, _ in made] for name, made in repeats.items()}
     if args.json:
-        document = build_document(trace, setup, params, runs=runs, predicted=predicted)
+        document = build_document(
+            trace, setup, params, runs=runs, predicted=predicted, makespans=makespans
+        )
         document["machine"]["load_average_1m_at_start"] = load_at_start
         for line in report.comparison(document):
             print(f"[live] {line}")
@@ -173,6 +188,12 @@ def predict(trace: Trace, params: LiveParams, *, progress: bool) -> dict[str, Po
     )
     print(f"[live] replay prediction (modelled):\n{table(predicted)}", flush=True)
     return predicted
+
+
+def median_run(made: list[PolicyRun]) -> PolicyRun:
+    """The run of median makespan (of an even count, the faster of the middle two)."""
+    ordered = sorted(made, key=lambda run: run[0].makespan_s)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def run_name(policy: str, routing: str | None) -> str:

@@ -59,6 +59,9 @@ class LiveParams:
             (``scalesim serve --scalesim-cpu-attention``): PREFIX attends from new tokens only,
             as a GPU does; SGLANG keeps SGLang's CPU attention, which recomputes attention over
             the cached prefix and so hides much of what a cache saves.
+        repeats: times every run is made, on a fresh server each time, in alternating order
+            (see :meth:`schedule`); a shared machine's speed drifts by tens of percent between
+            runs minutes apart, and the median run of each policy is what is reported.
     """
 
     policies: tuple[str, ...]
@@ -73,6 +76,7 @@ class LiveParams:
     workers: int = 0
     routings: tuple[str, ...] = ()
     cpu_attention: CpuAttention = CpuAttention.PREFIX
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.policies) - set(POLICIES))
@@ -86,6 +90,8 @@ class LiveParams:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.concurrency < 1 or self.ooo_window_steps < 0:
             raise ValueError("concurrency must be >= 1 and the ooo window >= 0")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         self._check_cluster()
 
     def _check_cluster(self) -> None:
@@ -104,6 +110,15 @@ class LiveParams:
         if not self.workers:
             return tuple((policy, None) for policy in self.policies)
         return tuple((p, routing) for p in self.policies for routing in self.routings)
+
+    def schedule(self) -> tuple[tuple[str, str | None], ...]:
+        """Every run of every repeat, in the order they are made: :meth:`runs`, then reversed,
+        and so on (A B, B A, A B, ...), so a machine that slows or speeds up steadily weighs
+        on every policy alike, and each repeat's runs are next to each other in time."""
+        runs = self.runs()
+        return tuple(
+            run for repeat in range(self.repeats) for run in (runs[::-1] if repeat % 2 else runs)
+        )
 
     def replay_config(self) -> ReplayConfig:
         """The cache replay's settings for the same run (its prediction).

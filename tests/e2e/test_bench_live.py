@@ -72,6 +72,7 @@ def test_bench_live_runs_a_trace_on_both_policies(tmp_path: Path) -> None:
         assert result["requests"] == n_calls and result["errors"] == 0, policy
         assert result["prompt_tokens"] == result["cached_tokens"] + result["recomputed_tokens"]
         assert result["prompt_tokens"] == result["expected_prompt_tokens"], policy
+        assert result["makespans_s"] == [result["makespan_s"]], policy  # one run, no repeats
     # adapter loads: the server's counters for scalesim (every adapter is loaded at least once:
     # 2 slots, no preloading); stock has no ScaleSim hooks, so not measurable (null, not 0)
     adapters = {json.loads(line).get("lora") for line in trace.read_text().splitlines()}
