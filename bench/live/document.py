@@ -1,8 +1,10 @@
-"""The JSON document of a live run: trace, params, machine, results, prediction, notes.
+"""The JSON document of a live run: trace, params, machine, results, prediction, calls, notes.
 
 Who calls it: ``bench/live/run.py`` once every policy has run; ``bench/live/report.py`` renders
 the document it returns (Markdown, PNG). Keys of ``results[policy]`` are api.md section 5's
-(plus a few extras); ``replay_prediction`` holds the cache replay's results for the same trace.
+(plus a few extras); ``replay_prediction`` holds the cache replay's results for the same trace;
+``calls`` every call of each reported run (when it was sent and answered, its token counts), so
+a makespan can be taken apart without rerunning.
 """
 
 from __future__ import annotations
@@ -11,17 +13,49 @@ import os
 import platform
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ..replay.result import PolicyResult
 from ..trace import Trace
+from .driver import CallOutcome
 from .report import REPLAY_POLICY, LivePolicyResult
 from .setup import LiveParams, LiveSetup
 
-#: One policy's live result and its completion times (s since its first call), ascending.
-PolicyRun = tuple[LivePolicyResult, list[float]]
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """One policy's live result and its calls, in trace order, times in seconds since the
+    first call was sent (what ``calls`` and ``timeline_s`` of the document hold)."""
+
+    result: LivePolicyResult
+    calls: tuple[CallOutcome, ...]
+
+    def timeline(self) -> list[float]:
+        """Completion times, ascending."""
+        return sorted(round(call.done_s, 3) for call in self.calls)
+
+    def calls_json(self, trace: Trace) -> list[dict[str, Any]]:
+        """Each call as the server answered it: which one, when, and its token counts."""
+        rows: list[dict[str, Any]] = []
+        for outcome in self.calls:
+            call, reply = trace.calls[outcome.index], outcome.reply
+            row: dict[str, Any] = {
+                "index": outcome.index,
+                "agent": call.agent,
+                "step": call.step,
+                "ready_s": round(outcome.ready_s, 3),
+                "sent_s": round(outcome.sent_s, 3),
+                "done_s": round(outcome.done_s, 3),
+                "prompt_tokens": reply.prompt_tokens,
+                "cached_tokens": reply.cached_tokens,
+            }
+            if reply.error is not None:
+                row["error"] = reply.error
+            rows.append(row)
+        return rows
 
 
 def build_document(
@@ -56,17 +90,20 @@ def build_document(
         "machine": machine(),
         "results": {
             policy: {
-                **result.as_json(),
-                "makespans_s": [round(t, 3) for t in makespans.get(policy, [result.makespan_s])],
+                **run.result.as_json(),
+                "makespans_s": [
+                    round(t, 3) for t in makespans.get(policy, [run.result.makespan_s])
+                ],
             }
-            for policy, (result, _) in runs.items()
+            for policy, run in runs.items()
         },
         "replay_prediction": {
             "policy_for": REPLAY_POLICY,
             "config": _replay_json(params),
             "results": {policy: result.as_json() for policy, result in predicted.items()},
         },
-        "timeline_s": {policy: timeline for policy, (_, timeline) in runs.items()},
+        "timeline_s": {policy: run.timeline() for policy, run in runs.items()},
+        "calls": {policy: run.calls_json(trace) for policy, run in runs.items()},
         "notes": notes(params, setup),
     }
 

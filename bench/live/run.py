@@ -18,7 +18,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import openai
@@ -163,8 +163,8 @@ def run_live(args: argparse.Namespace) -> int:
         print(f"[live] {err}", file=sys.stderr)
         return 1
     runs = {name: median_run(made) for name, made in repeats.items()}
-    print(report.table({policy: result for policy, (result, _) in runs.items()}, predicted))
-    makespans = {name: [result.makespan_s for result, _ in made] for name, made in repeats.items()}
+    print(report.table({policy: run.result for policy, run in runs.items()}, predicted))
+    makespans = {name: [run.result.makespan_s for run in made] for name, made in repeats.items()}
     if args.json:
         document = build_document(
             trace, setup, params, runs=runs, predicted=predicted, makespans=makespans
@@ -192,7 +192,7 @@ def predict(trace: Trace, params: LiveParams, *, progress: bool) -> dict[str, Po
 
 def median_run(made: list[PolicyRun]) -> PolicyRun:
     """The run of median makespan (of an even count, the faster of the middle two)."""
-    ordered = sorted(made, key=lambda run: run[0].makespan_s)
+    ordered = sorted(made, key=lambda run: run.result.makespan_s)
     return ordered[(len(ordered) - 1) // 2]
 
 
@@ -282,7 +282,13 @@ async def _drive_policy(policy: str, url: str, startup_s: float, job: LiveJob) -
         **_adapter_loads(counters),
     )
     result = report.summarize(outcomes, started_s=started, counts=counts)
-    return result, sorted(round(outcome.done_s - started, 3) for outcome in outcomes)
+    shifted = (
+        replace(
+            o, ready_s=o.ready_s - started, sent_s=o.sent_s - started, done_s=o.done_s - started
+        )
+        for o in outcomes
+    )
+    return PolicyRun(result, tuple(shifted))
 
 
 #: ``GET /scalesim/v1/state`` counters of adapter loads (api.md section 4).

@@ -4,6 +4,8 @@ keys, which of repeated runs is reported, and the replay prediction's granularit
 from __future__ import annotations
 
 import pytest
+from scalesim.bench.live.document import PolicyRun
+from scalesim.bench.live.driver import CallOutcome, Reply
 from scalesim.bench.live.report import LivePolicyResult, comparison, replay_policy_of
 from scalesim.bench.live.run import median_run, run_name
 from scalesim.bench.live.setup import LiveParams
@@ -92,9 +94,11 @@ def _result(makespan_s: float, recomputed: int = 100) -> LivePolicyResult:
     [([5.0], 5.0), ([9.0, 3.0, 6.0], 6.0), ([9.0, 3.0, 6.0, 7.0], 6.0), ([4.0, 2.0], 2.0)],
 )
 def test_the_reported_run_is_the_median_one(makespans: list[float], median: float) -> None:
-    made = [(_result(t), [t]) for t in makespans]
-    result, timeline = median_run(made)
-    assert result.makespan_s == median and timeline == [median]
+    made = [
+        PolicyRun(_result(t), (CallOutcome(0, 0.0, 0.0, t, Reply(400, 300, 1)),)) for t in makespans
+    ]
+    run = median_run(made)
+    assert run.result.makespan_s == median and run.timeline() == [median]
 
 
 def test_the_comparison_shows_every_repeat_in_run_order() -> None:

@@ -73,6 +73,13 @@ def test_bench_live_runs_a_trace_on_both_policies(tmp_path: Path) -> None:
         assert result["prompt_tokens"] == result["cached_tokens"] + result["recomputed_tokens"]
         assert result["prompt_tokens"] == result["expected_prompt_tokens"], policy
         assert result["makespans_s"] == [result["makespan_s"]], policy  # one run, no repeats
+        calls = document["calls"][policy]  # every call as the server answered it
+        assert [call["index"] for call in calls] == list(range(n_calls)), policy
+        assert sum(call["prompt_tokens"] for call in calls) == result["prompt_tokens"]
+        assert sum(call["cached_tokens"] for call in calls) == result["cached_tokens"]
+        assert all(0 <= c["ready_s"] <= c["sent_s"] <= c["done_s"] for c in calls), policy
+        assert max(c["done_s"] for c in calls) == pytest.approx(result["makespan_s"], abs=2e-3)
+        assert sorted(c["done_s"] for c in calls) == document["timeline_s"][policy]
     # adapter loads: the server's counters for scalesim (every adapter is loaded at least once:
     # 2 slots, no preloading); stock has no ScaleSim hooks, so not measurable (null, not 0)
     adapters = {json.loads(line).get("lora") for line in trace.read_text().splitlines()}
