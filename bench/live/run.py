@@ -281,14 +281,13 @@ async def _drive_policy(policy: str, url: str, startup_s: float, job: LiveJob) -
         startup_s=startup_s,
         **_adapter_loads(counters),
     )
-    result = report.summarize(outcomes, started_s=started, counts=counts)
-    shifted = (
+    calls = tuple(  # times from the first send
         replace(
             o, ready_s=o.ready_s - started, sent_s=o.sent_s - started, done_s=o.done_s - started
         )
         for o in outcomes
     )
-    return PolicyRun(result, tuple(shifted))
+    return PolicyRun(report.summarize(calls, started_s=0.0, counts=counts), calls)
 
 
 #: ``GET /scalesim/v1/state`` counters of adapter loads (api.md section 4).
