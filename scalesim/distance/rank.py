@@ -9,8 +9,9 @@ by eta equals ranking by remaining distance at any instant.
 Invariants: a key holds only ints, floats and strs; state no owner's next call repeats
 ranks lowest, then state whose owners all expect no call; agents with no fresh distance
 (unknown, stale) rank below every agent with a finite eta (the runtime gives one with a call
-history a finite eta from it); each level is ordered by least recent use, so with no
-information the order is exactly LRU.
+history a finite eta from it, and orders agents expecting no call by their usual interval
+between calls); ties are ordered by least recent use, so with no information the order is
+exactly LRU.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from scalesim.distance import (
     KNOWN,
+    NO_CALL,
     NO_CALL_RANK,
     NOBODY_RANK,
     UNKNOWN_RANK,
@@ -332,9 +333,11 @@ class ScaleSimRuntime:
         found = self.table.lookup(owner, now=clock)
         learned = self.config.hint_trust is HintTrustMode.LEARNED
         if found.knowledge is Knowledge.NO_CALL:
-            if learned and not self.trust.trusts_no_call(owner):
+            if not learned:
+                return NO_CALL_RANK
+            if not self.trust.trusts_no_call(owner):
                 return self._rank_by_history(owner, clock)  # its "no call" was wrong before
-            return NO_CALL_RANK
+            return OwnerRank(NO_CALL, -self.trust.usual_left(owner, now=clock))
         prediction = _prediction(found)
         if prediction is None:  # no fresh prediction: withdrawn, stale or none
             return self._rank_by_history(owner, clock) if learned else UNKNOWN_RANK

@@ -15,10 +15,12 @@ from scalesim.runtime import (
 )
 
 
-def _calls(runtime: ScaleSimRuntime, agent: str, steps: list[float], hint: float) -> None:
+def _calls(
+    runtime: ScaleSimRuntime, agent: str, steps: list[float], hint: float, namespace: str = "town"
+) -> None:
     """``agent`` calls at ``steps``, each time predicting its next call ``hint`` steps later."""
     for step in steps:
-        runtime.observe(AgentMeta(agent, "town", clock=step, next_call=step + hint))
+        runtime.observe(AgentMeta(agent, namespace, clock=step, next_call=step + hint))
 
 
 def test_exact_predictions_keep_full_trust() -> None:
@@ -111,6 +113,27 @@ def test_an_agent_that_called_despite_no_call_ranks_by_its_calls_after(mode: Hin
     assert role_rank.known == (KNOWN if learned else NO_CALL)
     assert other_rank.known == NO_CALL
     assert (role_rank > other_rank) is learned
+
+
+def test_agents_expecting_no_call_rank_by_their_own_calls_among_themselves() -> None:
+    """Both agents say "no call" (a follower no post has reached yet): ``hourly`` usually
+    calls every 2 steps, ``daily`` every 8; ``hourly`` is likelier back first, so it ranks
+    nearer although ``daily`` called last. Both stay below an agent merely unknown; with full
+    trust every "no call" ranks alike (least recent use decides)."""
+    for mode in (HintTrustMode.LEARNED, HintTrustMode.FULL):
+        runtime = ScaleSimRuntime(RuntimeConfig(hint_trust=mode))
+        _calls(runtime, "hourly", [0.0, 2.0, 4.0], hint=2.0, namespace="net")
+        runtime.observe(AgentMeta("hourly", "net", clock=6.0, no_call=True))
+        _calls(runtime, "daily", [0.0], hint=8.0, namespace="net")
+        runtime.observe(AgentMeta("daily", "net", clock=8.0, no_call=True))
+        runtime.observe(AgentMeta("fresh", "net", clock=8.0))
+        hourly, daily = (owner_key("net", agent) for agent in ("hourly", "daily"))
+        ranks = {owner: runtime.rank_key([owner], 0.0) for owner in (hourly, daily)}
+        assert {rank.known for rank in ranks.values()} == {NO_CALL}
+        learned = mode is HintTrustMode.LEARNED
+        assert (ranks[hourly] > ranks[daily]) is learned
+        assert ranks[hourly].owner_rank == ranks[daily].owner_rank or learned
+        assert runtime.rank_key([owner_key("net", "fresh")], 0.0) > max(ranks.values())
 
 
 def test_an_agent_without_predictions_ranks_by_its_own_calls() -> None:
