@@ -115,25 +115,27 @@ def test_an_agent_that_called_despite_no_call_ranks_by_its_calls_after(mode: Hin
     assert (role_rank > other_rank) is learned
 
 
-def test_agents_expecting_no_call_rank_by_their_own_calls_among_themselves() -> None:
+@pytest.mark.parametrize("mode", [HintTrustMode.LEARNED, HintTrustMode.FULL])
+def test_agents_expecting_no_call_rank_by_their_own_calls_among_themselves(
+    mode: HintTrustMode,
+) -> None:
     """Both agents say "no call" (a follower no post has reached yet): ``hourly`` usually
     calls every 2 steps, ``daily`` every 8; ``hourly`` is likelier back first, so it ranks
     nearer although ``daily`` called last. Both stay below an agent merely unknown; with full
     trust every "no call" ranks alike (least recent use decides)."""
-    for mode in (HintTrustMode.LEARNED, HintTrustMode.FULL):
-        runtime = ScaleSimRuntime(RuntimeConfig(hint_trust=mode))
-        _calls(runtime, "hourly", [0.0, 2.0, 4.0], hint=2.0, namespace="net")
-        runtime.observe(AgentMeta("hourly", "net", clock=6.0, no_call=True))
-        _calls(runtime, "daily", [0.0], hint=8.0, namespace="net")
-        runtime.observe(AgentMeta("daily", "net", clock=8.0, no_call=True))
-        runtime.observe(AgentMeta("fresh", "net", clock=8.0))
-        hourly, daily = (owner_key("net", agent) for agent in ("hourly", "daily"))
-        ranks = {owner: runtime.rank_key([owner], 0.0) for owner in (hourly, daily)}
-        assert {rank.known for rank in ranks.values()} == {NO_CALL}
-        learned = mode is HintTrustMode.LEARNED
-        assert (ranks[hourly] > ranks[daily]) is learned
-        assert ranks[hourly].owner_rank == ranks[daily].owner_rank or learned
-        assert runtime.rank_key([owner_key("net", "fresh")], 0.0) > max(ranks.values())
+    runtime = ScaleSimRuntime(RuntimeConfig(hint_trust=mode))
+    _calls(runtime, "hourly", [0.0, 2.0, 4.0], hint=2.0, namespace="net")
+    runtime.observe(AgentMeta("hourly", "net", clock=6.0, no_call=True))
+    _calls(runtime, "daily", [0.0], hint=8.0, namespace="net")
+    runtime.observe(AgentMeta("daily", "net", clock=8.0, no_call=True))
+    runtime.observe(AgentMeta("fresh", "net", clock=8.0))
+    hourly, daily = (owner_key("net", agent) for agent in ("hourly", "daily"))
+    ranks = {owner: runtime.rank_key([owner], 0.0) for owner in (hourly, daily)}
+    assert {rank.known for rank in ranks.values()} == {NO_CALL}
+    learned = mode is HintTrustMode.LEARNED
+    assert (ranks[hourly] > ranks[daily]) is learned
+    assert ranks[hourly].owner_rank == ranks[daily].owner_rank or learned
+    assert runtime.rank_key([owner_key("net", "fresh")], 0.0) > max(ranks.values())
 
 
 def test_an_agent_without_predictions_ranks_by_its_own_calls() -> None:
