@@ -1,9 +1,17 @@
 """Hints of chosen quality for one trace: exact, noisy, uninformative or adversarial.
 
-Who calls it: the hint-quality sweep (``hint_sweep.py``) and its tests. Every variant keeps the
-trace's calls and hints at the positions an exact hinter would (each agent at step 0 with its
-first call, at each call with its next, null after its last) and changes only how far ahead
-each hint says the call is:
+Who calls it: the hint-quality sweep (``hint_sweep.py``) and its tests. Two variants start from
+the trace's own hints, to split its gap to Belady into what the simulation could not foresee and
+the rest:
+
+- ``own``: the trace's hints as its simulation sent them.
+- ``own-filled``: the same, with each null ("no call expected") replaced by the agent's true next
+  call where one comes: as if the calls nobody could foresee (a workflow's next arrival, a post
+  not yet written) were known, every estimate otherwise unchanged.
+
+Every other variant keeps the trace's calls and hints at the positions an exact hinter would
+(each agent at step 0 with its first call, at each call with its next, null after its last)
+and changes only how far ahead each hint says the call is:
 
 - ``exact``: the true next call.
 - ``noise:F``: the true distance plus a Gaussian error of standard deviation ``F`` times that
@@ -23,6 +31,7 @@ Invariants: the same trace, level and seed give the same hints (a private RNG pe
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 from collections.abc import Callable
@@ -33,6 +42,7 @@ from .hint_quality import true_next_calls
 from .trace import Event, Hint, Trace
 
 EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
+OWN, OWN_FILLED = "own", "own-filled"
 _NOISE = "noise:"
 _SCALE = "scale:"
 _PARTIAL = "partial:"
@@ -49,7 +59,7 @@ class _Slot:
 
 def check_level(level: str) -> str:
     """``level`` if it names a variant; ValueError naming the choices otherwise."""
-    if level in (EXACT, RANDOM, ADVERSARIAL):
+    if level in (EXACT, RANDOM, ADVERSARIAL, OWN, OWN_FILLED):
         return level
     for prefix, least, most in ((_NOISE, 0.0, inf), (_SCALE, 1e-9, inf), (_PARTIAL, 0.0, 1.0)):
         if level.startswith(prefix):
@@ -59,13 +69,17 @@ def check_level(level: str) -> str:
             except ValueError:
                 pass
     raise ValueError(
-        f"hint level {level!r}: use exact, noise:F (F >= 0), scale:F (F > 0), "
+        f"hint level {level!r}: use own, own-filled, exact, noise:F (F >= 0), scale:F (F > 0), "
         "partial:F (0 <= F <= 1), random or adversarial"
     )
 
 
 def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
     """``trace`` with its hints replaced by the variant ``level`` (see the module docstring)."""
+    if check_level(level) == OWN:
+        return trace
+    if level == OWN_FILLED:
+        return _nulls_filled(trace)
     rng = random.Random(seed)
     slots = _slots(trace)
     if check_level(level).startswith(_PARTIAL):
@@ -85,6 +99,20 @@ def with_hints(trace: Trace, level: str, *, seed: int = 0) -> Trace:
         return event.step, isinstance(event, Hint)
 
     return replace(trace, events=tuple(sorted([*trace.calls, *hints], key=order)))
+
+
+def _nulls_filled(trace: Trace) -> Trace:
+    """``trace`` with each null hint replaced by its agent's first call after the hint's step."""
+    steps = true_next_calls(trace)
+
+    def filled(event: Event) -> Event:
+        if not isinstance(event, Hint) or event.next_step is not None:
+            return event
+        calls = steps.get(event.agent, [])
+        after = bisect.bisect_right(calls, event.step)
+        return event if after == len(calls) else replace(event, next_step=calls[after])
+
+    return replace(trace, events=tuple(filled(event) for event in trace.events))
 
 
 def _slots(trace: Trace) -> list[_Slot]:

@@ -2,11 +2,12 @@
 
 Who calls it: ``scalesim bench hints`` (``cli.py``). One trace is replayed once under ``lru``,
 ``belady`` and ``infinite`` (none of them reads hints), then under ``scalesim`` once per hint
-level (``hint_noise.py``: exact, growing noise, biased by a steady factor, hints for half the
-agents only, random, adversarial), with learned trust (the default) and, for comparison, with
-full trust in every hint. Excess recompute (recomputed minus ``infinite``'s: what finite memory
-costs) is the figure of merit; the sweep prints it as multiples of LRU's and Belady's, and
-writes JSON, a markdown table and a PNG.
+level (``hint_noise.py``: the trace's own hints, the same with its nulls made exact, exact,
+growing noise, biased by a steady factor, hints for half the agents only, random, adversarial),
+with learned trust (the default) and, for comparison, with full trust in every hint. Excess
+recompute (recomputed minus ``infinite``'s: what finite memory costs) is the figure of merit;
+the sweep prints it as multiples of LRU's and Belady's, and writes JSON, a markdown table and a
+PNG.
 
 A benchmark: it prints and writes results, never asserts (``tests/bench/test_hint_noise.py``
 holds the properties).
@@ -30,6 +31,7 @@ from .replay.result import PolicyResult, ReplayConfig
 from .trace import Trace
 
 DEFAULT_LEVELS = (
+    "own,own-filled,"
     "exact,noise:0.1,noise:0.25,noise:0.5,noise:1,scale:0.5,scale:2,partial:0.5,random,adversarial"
 )
 _BASELINES = ("lru", "belady", "infinite")

@@ -38,7 +38,17 @@ def test_zero_noise_gives_the_exact_hints() -> None:
 
 
 @pytest.mark.parametrize(
-    "level", ["exact", "noise:0.5", "scale:0.5", "partial:0.5", "random", "adversarial"]
+    "level",
+    [
+        "own",
+        "own-filled",
+        "exact",
+        "noise:0.5",
+        "scale:0.5",
+        "partial:0.5",
+        "random",
+        "adversarial",
+    ],
 )
 def test_every_variant_is_a_valid_trace_with_the_same_calls(level: str, tmp_path: Path) -> None:
     trace = agents_trace(agents=6, steps=30, seed=2)
@@ -81,7 +91,44 @@ def test_partial_hints_are_the_exact_hints_of_some_agents_and_none_of_the_others
     assert sorted(with_hints(trace, "partial:1").hints, key=repr) == sorted(exact, key=repr)
 
 
-@pytest.mark.parametrize("level", ["noisy", "scale:0", "scale:-1", "noise:-0.5", "partial:1.5"])
+def _estimated_trace() -> Trace:
+    """Two agents whose simulation sends null until a call becomes foreseeable."""
+    a, b = (Segment("persona/a", 8),), (Segment("persona/b", 8),)
+    events: list[Call | Hint] = [
+        Call("c0", "a", 0, a, 2),
+        Hint(0, "a", None),  # not foreseen: the call at 9 comes anyway
+        Call("c1", "b", 3, b, 2),
+        Hint(3, "b", None),
+        Call("c2", "b", 3, b, 2),  # the hint's own step: not after it
+        Hint(5, "a", 10),  # an estimate (one step late), kept as sent
+        Call("c3", "b", 7, b, 2),
+        Call("c4", "a", 9, a, 2),
+        Hint(9, "a", None),  # after its last call: stays null
+    ]
+    return Trace(TraceHeader("estimated", 2, 12), tuple(events))
+
+
+def test_own_hints_are_the_trace_as_sent() -> None:
+    trace = _estimated_trace()
+    assert with_hints(trace, "own") == trace
+
+
+def test_own_filled_replaces_only_the_nulls_that_a_later_call_disproves() -> None:
+    trace = _estimated_trace()
+    filled = with_hints(trace, "own-filled")
+    assert filled.calls == trace.calls
+    assert filled.hints == (
+        Hint(0, "a", 9),
+        Hint(3, "b", 7),
+        Hint(5, "a", 10),
+        Hint(9, "a", None),
+    )
+    assert hint_errors(filled).mean_abs_steps < hint_errors(trace).mean_abs_steps
+
+
+@pytest.mark.parametrize(
+    "level", ["noisy", "own:1", "scale:0", "scale:-1", "noise:-0.5", "partial:1.5"]
+)
 def test_unknown_level_is_refused_with_the_choices(level: str) -> None:
     with pytest.raises(ValueError, match="noise:F"):
         check_level(level)
