@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from scalesim.bench.cli import main as bench_main
 from scalesim.bench.exact_hints import exact_hints
 from scalesim.bench.hint_noise import check_level, with_hints
 from scalesim.bench.hint_quality import hint_errors
@@ -124,6 +126,28 @@ def test_own_filled_replaces_only_the_nulls_that_a_later_call_disproves() -> Non
         Hint(9, "a", None),
     )
     assert hint_errors(filled).mean_abs_steps < hint_errors(trace).mean_abs_steps
+
+
+def test_sweep_fills_unforeseen_calls_to_the_exact_hints(tmp_path: Path) -> None:
+    """Exact hints with some predictions blanked to null (calls the simulation could not
+    foresee): ``own-filled`` restores them, so the sweep's replay of it is exact's, to the token;
+    ``own`` replays the blanked trace as it is."""
+    exact = exact_hints(agents_trace(agents=16, steps=80, seed=6))
+    blanked = tuple(
+        replace(event, next_step=None) if isinstance(event, Hint) and index % 3 == 0 else event
+        for index, event in enumerate(exact.events)
+    )
+    path, stem = tmp_path / "blanked.jsonl", tmp_path / "sweep"
+    write_trace(path, replace(exact, events=blanked))
+    levels = ["--levels", "own,own-filled,exact", "--memory-ratio", "0.4", "--host-ratio", "0"]
+    assert bench_main(["hints", str(path), *levels, "--out", str(stem)]) == 0
+    rows = {
+        row["level"]: row for row in json.loads(stem.with_suffix(".json").read_text())["levels"]
+    }
+    assert list(rows) == ["own", "own-filled", "exact"]
+    assert rows["own-filled"]["learned_excess"] == rows["exact"]["learned_excess"]
+    filled = hint_errors(with_hints(read_trace(path), "own-filled"))
+    assert hint_errors(read_trace(path)).null_wrong > 0 and filled.null_wrong == 0
 
 
 @pytest.mark.parametrize(
