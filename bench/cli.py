@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         "replay": "replay a trace against cache policies",
         "sweep": "replay a trace over several memory ratios",
         "grid": "replay a trace in both modes over several host ratios (one memory ratio)",
-        "hints": "replay ScaleSim as the trace's hints get worse (exact to adversarial)",
+        "hints": "replay ScaleSim with the trace's own hints, then exact to adversarial ones",
         "adapters": "replay a trace with adapters over several GPU adapter slot counts",
     }
     for name, text in helps.items():
