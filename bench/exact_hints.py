@@ -3,8 +3,9 @@
 Replaying the rewritten trace shows what ScaleSim's ranking achieves with perfect
 invocation distances; the gap between that and the original trace is the cost of the
 simulation's estimates, the gap to ``belady`` what ranking agents (not prefix chains)
-leaves. Each agent is hinted at step 0 with its first call and, at each call's step,
-with its next (null after its last). An analysis tool: it writes a trace, asserts nothing.
+leaves. Each agent is hinted at step 0 with its first call (unless it calls at step 0) and, at
+each step it calls at, with its first call at a later step (null after its last): a hint of step
+s comes after step s's calls. An analysis tool: it writes a trace, asserts nothing.
 
 Run: ``python -m scalesim.bench.exact_hints IN.jsonl OUT.jsonl``
 """

@@ -10,7 +10,8 @@ the rest:
   not yet written) were known, every estimate otherwise unchanged.
 
 Every other variant keeps the trace's calls and hints at the positions an exact hinter would
-(each agent at step 0 with its first call, at each call with its next, null after its last)
+(each agent at step 0 with its first call unless that is at step 0, at each step it calls at with
+its first call at a later step, null after its last: a hint of step s comes after step s's calls)
 and changes only how far ahead each hint says the call is:
 
 - ``exact``: the true next call.
@@ -119,9 +120,11 @@ def _slots(trace: Trace) -> list[_Slot]:
     steps = true_next_calls(trace)
     slots = []
     for agent, calls in sorted(steps.items()):
-        slots.append(_Slot(0, agent, calls[0]))
-        slots += [_Slot(step, agent, after) for step, after in itertools.pairwise(calls)]
-        slots.append(_Slot(calls[-1], agent, None))
+        called = list(dict.fromkeys(calls))  # a hint of step s comes after all of step s's calls
+        if called[0] > 0:
+            slots.append(_Slot(0, agent, called[0]))
+        slots += [_Slot(step, agent, after) for step, after in itertools.pairwise(called)]
+        slots.append(_Slot(called[-1], agent, None))
     return slots
 
 

@@ -69,6 +69,16 @@ def test_error_grows_with_the_noise_level() -> None:
     assert errors == sorted(errors) and len(set(errors)) == len(errors)
 
 
+def test_exact_hints_name_every_agents_true_next_call() -> None:
+    trace = agents_trace(agents=20, steps=60, seed=5)  # some agents first call at step 0
+    again = [replace(call, id=f"{call.id}-again") for call in trace.calls if call.agent == "a1"]
+    trace = replace(trace, events=tuple(sorted([*trace.calls, *again], key=lambda c: c.step)))
+    assert any(call.step == 0 for call in trace.calls)  # and a1 calls twice at each of its steps
+    errors = hint_errors(exact_hints(trace))
+    assert errors.resolved == errors.exact == errors.hints - errors.nulls
+    assert errors.mean_abs_steps == 0.0 and errors.unresolved == errors.null_wrong == 0
+
+
 def test_scaled_hints_are_the_true_distances_times_the_factor() -> None:
     trace = agents_trace(agents=6, steps=30, seed=1)
     exact, doubled = exact_hints(trace).hints, with_hints(trace, "scale:2").hints
