@@ -32,14 +32,13 @@ Invariants: the same trace, level and seed give the same hints (a private RNG pe
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from math import inf
 
-from .hint_quality import true_next_calls
+from .hint_quality import first_call_after, true_next_calls
 from .trace import Event, Hint, Trace
 
 EXACT, RANDOM, ADVERSARIAL = "exact", "random", "adversarial"
@@ -109,9 +108,8 @@ def _nulls_filled(trace: Trace) -> Trace:
     def filled(event: Event) -> Event:
         if not isinstance(event, Hint) or event.next_step is not None:
             return event
-        calls = steps.get(event.agent, [])
-        after = bisect.bisect_right(calls, event.step)
-        return event if after == len(calls) else replace(event, next_step=calls[after])
+        after = first_call_after(steps.get(event.agent, []), event.step)
+        return event if after is None else replace(event, next_step=after)
 
     return replace(trace, events=tuple(filled(event) for event in trace.events))
 

@@ -55,15 +55,20 @@ def true_next_calls(trace: Trace) -> dict[str, list[int]]:
     return steps
 
 
+def first_call_after(calls: list[int], step: int) -> int | None:
+    """The first of an agent's ascending call steps ``calls`` after ``step`` (a hint of ``step``
+    comes after that step's calls), None if it calls no more."""
+    index = bisect.bisect_right(calls, step)
+    return calls[index] if index < len(calls) else None
+
+
 def hint_errors(trace: Trace) -> HintErrors:
     """Compare every hint of ``trace`` with its agent's first call after the hint's step."""
     calls = true_next_calls(trace)
     errors: list[int] = []
     unresolved = nulls = null_wrong = 0
     for hint in trace.hints:
-        own = calls.get(hint.agent, [])
-        index = bisect.bisect_right(own, hint.step)
-        truth = own[index] if index < len(own) else None
+        truth = first_call_after(calls.get(hint.agent, []), hint.step)
         if hint.next_step is None:
             nulls += 1
             null_wrong += truth is not None
