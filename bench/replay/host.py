@@ -133,7 +133,10 @@ class HostTier:
         ranked = sorted(
             self._entries,
             key=lambda chain: self.ranking.chain_key(
-                chain, self._owners.of(self._entries[chain].node), self._entries[chain].last_use
+                chain,
+                self._owners.of(self._entries[chain].node),
+                self._entries[chain].last_use,
+                len(self._entries[chain].tokens),
             ),
         )
         position = {chain: index for index, chain in enumerate(ranked)}

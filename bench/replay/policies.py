@@ -64,7 +64,9 @@ class Ranking(Protocol):
 
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None: ...
 
-    def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any: ...
+    def chain_key(
+        self, chain: int, owners: Iterable[str], last_use: float, depth: int | None = None
+    ) -> Any: ...
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any: ...
 
@@ -93,7 +95,9 @@ class StockRanking:
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         return None
 
-    def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
+    def chain_key(
+        self, chain: int, owners: Iterable[str], last_use: float, depth: int | None = None
+    ) -> Any:
         return (last_use, chain)
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any:
@@ -167,9 +171,11 @@ class ScaleSimRanking:
             leaf, owner_of(agent), tokens=self.book.prompts[call_index].tokens
         )
 
-    def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
+    def chain_key(
+        self, chain: int, owners: Iterable[str], last_use: float, depth: int | None = None
+    ) -> Any:
         keys = [owner_of(agent) for agent in owners]
-        return self.runtime.rank_key(keys, last_use, tiebreak=f"{chain:012d}")
+        return self.runtime.rank_key(keys, last_use, tiebreak=f"{chain:012d}", depth=depth)
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any:
         keys = [owner_of(agent) for agent in owners]
@@ -251,7 +257,9 @@ class BeladyRanking:
     def on_insert(self, leaf: Any, end: int, call_index: int) -> None:
         self.strategy.record(leaf, end, call_index)
 
-    def chain_key(self, chain: int, owners: Iterable[str], last_use: float) -> Any:
+    def chain_key(
+        self, chain: int, owners: Iterable[str], last_use: float, depth: int | None = None
+    ) -> Any:
         return (-self.book.next_chain_use(chain, self.strategy.call_index), last_use, chain)
 
     def adapter_key(self, adapter: str, owners: Iterable[str], last_use: float) -> Any:

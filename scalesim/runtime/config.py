@@ -37,7 +37,7 @@ class PrefixOwnership(str, enum.Enum):
     """How much of an inserted path its agent owns (ranks by the agent's distance)."""
 
     LEARNED = "learned"  # what its next call is expected to repeat (reuse.py)
-    WHOLE = "whole"  # every token (comparisons)
+    WHOLE = "whole"  # every token, at full odds (comparisons)
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ class RuntimeConfig:
     - ``prefix_ownership`` (``"learned"`` or ``"whole"``, default ``"learned"``): ``learned``
       makes an agent own the part of its inserted path its next call is expected to repeat,
       learned from how its past requests repeated their predecessors, so the tail (an
-      observation, a post read, a rewritten memory) ranks as nobody's; ``whole`` owns every
-      token.
+      observation, a post read, a rewritten memory) ranks as nobody's, and weighs the part
+      its calls only sometimes repeat (a memory rewritten now and then) by the odds they do;
+      ``whole`` owns every token, at full odds.
     - ``reuse_chunk_tokens`` (int >= 1, default 16): token run compared at once when measuring
       that reuse (exact to this many tokens, rounded down).
     """

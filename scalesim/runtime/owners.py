@@ -44,6 +44,16 @@ def owned_side(start: int, end: int, cut: int) -> bool:
     return start + end <= 2 * cut
 
 
+def depth_of(node: TreeNode) -> int:
+    """Tokens from the root to the end of ``node`` (the length of the path it ends)."""
+    depth = 0
+    walk: TreeNode | None = node
+    while walk is not None and walk.parent is not None:
+        depth += len(walk.key) if walk.key is not None else 0
+        walk = walk.parent
+    return depth
+
+
 def stable_node(leaf: TreeNode, *, end_tokens: int, stable_tokens: int) -> TreeNode | None:
     """The deepest node on ``leaf``'s path with at least half its tokens before
     ``stable_tokens``.

@@ -39,7 +39,7 @@ from scalesim.memory.resource import Resource
 
 from .config import HintTrustMode, PrefixOwnership, RuntimeConfig
 from .contract import AgentMeta, ContractError, DistanceUpdate, owner_key, split_owner
-from .owners import NodeOwners, TreeNode, stable_node
+from .owners import NodeOwners, TreeNode, depth_of, stable_node
 from .reuse import PathReuse
 from .trust import HintTrust
 
@@ -246,20 +246,33 @@ class ScaleSimRuntime:
 
     # ---- decisions ----------------------------------------------------------------------
     def rank_key(
-        self, owners: Iterable[str], last_use: float, *, now: float = 0.0, tiebreak: str = ""
+        self,
+        owners: Iterable[str],
+        last_use: float,
+        *,
+        now: float = 0.0,
+        tiebreak: str = "",
+        depth: int | None = None,
     ) -> RankKey:
         """Eviction rank of state owned by ``owners`` (lower: evict sooner); state with no
         owner ranks lowest (``NOBODY``), then state whose owners all expect no call.
 
         ``now`` is time elapsed past every namespace's clock (0: the present); the nearest
-        owner decides, by its distance from its own namespace's clock.
+        owner decides, by its distance from its own namespace's clock. ``depth`` (tokens from
+        the root to the state's end) stretches each owner's time left by the odds that its next
+        call repeats its path that deep (:meth:`PathReuse.odds`): keeping state is worth its
+        odds of reuse over the time it holds memory, so an agent's memory that its calls now
+        and then rewrite ranks farther than its persona, and farther than the memory of an
+        agent calling a little later that never rewrites it.
         """
-        best = max((self._owner_rank(owner, now) for owner in owners), default=NOBODY_RANK)
+        best = max((self._owner_rank(owner, now, depth) for owner in owners), default=NOBODY_RANK)
         return RankKey(best.known, best.neg_eta, last_use, tiebreak)
 
     def node_rank(self, node: TreeNode, last_use: float) -> RankKey:
         """The eviction rank of a radix node (tie-broken by its id)."""
-        return self.rank_key(self.owners.of(node), last_use, tiebreak=f"{node.id:012d}")
+        return self.rank_key(
+            self.owners.of(node), last_use, tiebreak=f"{node.id:012d}", depth=depth_of(node)
+        )
 
     def due_owners(self) -> list[str]:
         """Owners expected within the prefetch window, nearest first (ties by key).
@@ -324,7 +337,17 @@ class ScaleSimRuntime:
             state = self._namespaces[name] = Namespace()
         return state
 
-    def _owner_rank(self, owner: str, now: float) -> OwnerRank:
+    def _owner_rank(self, owner: str, now: float, depth: int | None) -> OwnerRank:
+        """``owner``'s rank for state ``depth`` tokens deep (None: its whole path), its time left
+        over the odds that its next call repeats that deep."""
+        rank = self._call_rank(owner, now)
+        if depth is None or rank.neg_eta >= 0.0:  # nothing left to stretch: due, unknown, nobody
+            return rank
+        if self.config.prefix_ownership is PrefixOwnership.WHOLE:
+            return rank
+        return OwnerRank(rank.known, rank.neg_eta / self.reuse.odds(owner, depth))
+
+    def _call_rank(self, owner: str, now: float) -> OwnerRank:
         """How near ``owner``'s next call is, ``now`` past its namespace's clock, as minus the
         time left: its prediction blended with its recency by the trust it earned."""
         namespace = split_owner(owner)[0]
