@@ -107,7 +107,8 @@ class PathReuse:
             record.fixed_miss = record.fixed_miss * MISS_KEEP + abs(fixed - reused)
             record.growing_miss = record.growing_miss * MISS_KEEP + abs(growing - reused)
         if new_request:
-            record.slack = max(self.chunk, _median(record.tails) if record.tails else 0)
+            # the first path was owned whole, tail included: its transition shows no rewrite
+            record.slack = self.chunk - 1 if record.tails else record.previous_tokens
             record.whole = record.previous_owned - reused <= record.slack
             record.kept = record.kept * KEPT_KEEP + record.whole
             record.transitions = record.transitions * KEPT_KEEP + 1.0
@@ -133,13 +134,14 @@ class PathReuse:
         """How likely ``owner``'s next call repeats its latest path up to ``depth`` tokens.
 
         1 within what each of its last ``SURE_RECENT`` calls repeated (the persona); deeper,
-        the decayed share of its calls that repeated what the call before owned, but for less
-        than a usual tail (a guess that ran into the observation is not a rewrite), counting
-        one prior call that did. 1 for an agent without a record."""
+        the decayed share of its calls that repeated all the call before owned (to a chunk:
+        reuse is measured in whole chunks), counting one prior call that did and one that did
+        not, so an agent seen a few times is not taken at its word. 1 for an agent without a
+        record."""
         record = self._records.get(owner)
         if record is None or not record.sure or depth <= min(record.sure):
             return 1.0
-        return (record.kept + 1.0) / (record.transitions + 1.0)
+        return (record.kept + 1.0) / (record.transitions + 2.0)
 
     def agents(self) -> Iterable[str]:
         return self._records.keys()

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from scalesim.bench.hint_noise import with_hints
 from scalesim.bench.replay.engine import replay_policies
 from scalesim.bench.replay.host import HostTier
-from scalesim.bench.replay.policies import ScaleSimRanking
+from scalesim.bench.replay.policies import ScaleSimRanking, owner_of
 from scalesim.bench.replay.prompts import PromptBook
 from scalesim.bench.replay.result import Mode, ReplayConfig
 from scalesim.bench.trace import Call, Hint, Segment, Trace, TraceHeader
+
+from scalesim.runtime import DEFAULT_NAMESPACE, RuntimeConfig, ScaleSimRuntime
 
 
 def _trace() -> Trace:
@@ -94,6 +96,36 @@ def test_a_chain_still_on_the_device_keeps_its_host_copy_whatever_its_rank() -> 
     without_device.ranking.advance(1.0)  # type: ignore[attr-defined]
     without_device.write_through(book.prompts[2], now=3.0, owner=("a", 16))
     assert b1[2] not in without_device and a2[1] in without_device  # ranks alone decide
+
+
+def test_memory_an_agent_rewrites_now_and_then_leaves_before_a_later_callers() -> None:
+    """``a`` calls at 10, ``b`` at 12; ``a``'s memory is rewritten at every other call, ``b``'s
+    never. ``a``'s old versions belong to nobody and go first; then one more memory chain must
+    go: ``a``'s, whose odds of reuse put it past 12, not ``b``'s."""
+    a_versions = [0, 1, 1, 2, 2, 3, 3]
+    calls = [
+        Call(f"a{k}", "a", k, (Segment("persona/a", 8), Segment(f"mem/a/{v}", 8)), 1)
+        for k, v in enumerate(a_versions)
+    ]
+    calls += [
+        Call(f"b{k}", "b", k, (Segment("persona/b", 8), Segment("mem/b", 8)), 1) for k in range(7)
+    ]
+    book = PromptBook(Trace(TraceHeader("odds", 2, 20), tuple(calls)), token_scale=1)
+    runtime = ScaleSimRuntime(RuntimeConfig(reuse_chunk_tokens=1))  # the replay's setting
+    ranking = ScaleSimRanking(book, (), runtime=runtime)
+    host = HostTier(1000, ranking=ranking)
+    for index, call in enumerate(book.calls):
+        owned = ranking.runtime.record_path(
+            None, owner_of(call.agent), tokens=book.prompts[index].tokens
+        )
+        host.write_through(book.prompts[index], now=float(index), owner=(call.agent, owned))
+    ranking.runtime.predict(DEFAULT_NAMESPACE, {"a": 10.0, "b": 12.0})
+    assert host.used_tokens == 2 * 8 + 5 * 8  # two personas, a's four memories and b's
+    host.capacity_tokens = 27  # trims to 24: a's three dead memories and one live one
+    host.write_through(book.prompts[-1], now=99.0, owner=("b", 16))
+    a_last, b_last = book.prompts[6].chains, book.prompts[-1].chains
+    assert [chain in host for chain in a_last] == [True, False]
+    assert [chain in host for chain in b_last] == [True, True]
 
 
 def _rewriting_agents(seed: int, *, agents: int = 10, steps: int = 120) -> Trace:
