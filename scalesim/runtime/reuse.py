@@ -18,7 +18,7 @@ What it owns is still a bet: an agent whose memory is rewritten after some calls
 reflection, a repost) leaves the owned memory dead until its next call shows it. Each agent's
 record also keeps the odds that its next call repeats a given depth (:meth:`PathReuse.odds`),
 so that the ranking can weigh a rewritten-now-and-then memory by its chance of reuse (diffusion,
-300 agents, device 0.25, host 1.0: ScaleSim recomputed 4% less, 19% less excess).
+300 agents x 2,880 steps, device 0.25, host 1.0: ScaleSim recomputed 4% less, 20% less excess).
 
 Paths are kept as cumulative hashes of ``chunk``-token runs (so memory is a small integer per
 chunk per agent, and the reused length is exact to a chunk, rounded down); chunked prefill
