@@ -270,9 +270,9 @@ class ScaleSimRuntime:
 
     def node_rank(self, node: TreeNode, last_use: float) -> RankKey:
         """The eviction rank of a radix node (tie-broken by its id)."""
-        return self.rank_key(
-            self.owners.of(node), last_use, tiebreak=f"{node.id:012d}", depth=depth_of(node)
-        )
+        owners = self.owners.of(node)
+        depth = depth_of(node) if owners else None  # nobody's state ranks lowest at any depth
+        return self.rank_key(owners, last_use, tiebreak=f"{node.id:012d}", depth=depth)
 
     def due_owners(self) -> list[str]:
         """Owners expected within the prefetch window, nearest first (ties by key).
